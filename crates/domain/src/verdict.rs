@@ -69,7 +69,11 @@ impl Verdict {
     /// The worse of two verdicts by [`Verdict::severity`].
     #[must_use]
     pub fn worst(self, other: Verdict) -> Verdict {
-        if other.severity() > self.severity() { other } else { self }
+        if other.severity() > self.severity() {
+            other
+        } else {
+            self
+        }
     }
 
     /// Lower-case name, as used in scenario files and JSON output.
@@ -115,7 +119,12 @@ mod tests {
 
     #[test]
     fn exit_codes_round_trip() {
-        for verdict in [Verdict::Healthy, Verdict::Reboot, Verdict::Replace, Verdict::Inconclusive] {
+        for verdict in [
+            Verdict::Healthy,
+            Verdict::Reboot,
+            Verdict::Replace,
+            Verdict::Inconclusive,
+        ] {
             assert_eq!(Verdict::from_exit_code(verdict.exit_code()), verdict);
         }
     }
@@ -123,7 +132,11 @@ mod tests {
     #[test]
     fn unknown_exit_codes_are_inconclusive() {
         for code in [-1, 4, 137, 203, 226, 242, 255] {
-            assert_eq!(Verdict::from_exit_code(code), Verdict::Inconclusive, "exit code {code}");
+            assert_eq!(
+                Verdict::from_exit_code(code),
+                Verdict::Inconclusive,
+                "exit code {code}"
+            );
         }
     }
 
@@ -131,8 +144,14 @@ mod tests {
     fn worst_prefers_replace_over_reboot() {
         assert_eq!(Verdict::Reboot.worst(Verdict::Replace), Verdict::Replace);
         assert_eq!(Verdict::Replace.worst(Verdict::Healthy), Verdict::Replace);
-        assert_eq!(Verdict::Healthy.worst(Verdict::Inconclusive), Verdict::Inconclusive);
-        assert_eq!(Verdict::Inconclusive.worst(Verdict::Reboot), Verdict::Reboot);
+        assert_eq!(
+            Verdict::Healthy.worst(Verdict::Inconclusive),
+            Verdict::Inconclusive
+        );
+        assert_eq!(
+            Verdict::Inconclusive.worst(Verdict::Reboot),
+            Verdict::Reboot
+        );
     }
 
     #[test]
