@@ -8,6 +8,7 @@
 //! never healthy.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use gpu_recovery_domain::Verdict;
 use serde::{Deserialize, Serialize};
@@ -60,6 +61,18 @@ pub enum DcgmiRun {
         /// The operating system's error.
         message: String,
     },
+}
+
+impl fmt::Display for DcgmiRun {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DcgmiRun::NotRun => f.write_str("not run"),
+            DcgmiRun::Exited { code } => write!(f, "exited with status {code}"),
+            DcgmiRun::TimedOut { seconds } => write!(f, "timed out after {seconds} s"),
+            DcgmiRun::Killed { signal } => write!(f, "ended by signal {signal}"),
+            DcgmiRun::SpawnFailed { message } => write!(f, "did not start: {message}"),
+        }
+    }
 }
 
 /// GPUs the node should have against GPUs found.
@@ -203,6 +216,24 @@ impl Assessment {
     #[must_use]
     pub fn from_log(text: &str) -> Option<Assessment> {
         text.lines().rev().find_map(Assessment::from_log_line)
+    }
+
+    /// Builds an inconclusive assessment with one reason, for a check that could not
+    /// start (an invalid option, an unreadable input file).
+    #[must_use]
+    pub fn inconclusive(reason: String) -> Assessment {
+        Assessment {
+            schema: SCHEMA.to_owned(),
+            verdict: Verdict::Inconclusive,
+            exit_code: Verdict::Inconclusive.exit_code(),
+            reasons: vec![reason],
+            failing_gpus: Vec::new(),
+            xids: Vec::new(),
+            gpu_count: None,
+            dcgmi: DcgmiRun::NotRun,
+            dcgm_version: None,
+            driver_version: None,
+        }
     }
 
     /// Serializes the assessment as one JSON line, without a line break.
@@ -578,23 +609,18 @@ fn judge_errors(
         } else {
             "reported an error in"
         };
+        let finding = format!(
+            "{subject} {verb} the {test_label} with {id} ({severity}): \"{}\"",
+            error.message.trim()
+        );
         if class.verdict != Verdict::Healthy {
+            let verdict = capitalized(class.verdict);
             findings.add(
                 class.verdict,
-                format!(
-                    "{subject} {verb} the {test_label} ({id}, {severity}): {}; {} -> {}",
-                    error.message.trim(),
-                    class.rule,
-                    class.verdict
-                ),
+                format!("{finding} {verdict}: {}.", class.rule),
             );
         } else if matches!(status, TestStatus::Fail | TestStatus::Warn) {
-            findings.note(format!(
-                "{subject} {verb} the {test_label} ({id}, {severity}): {}; {}, so this \
-                 alone does not take it out of service",
-                error.message.trim(),
-                class.rule
-            ));
+            findings.note(format!("{finding} Not a fault alone: {}.", class.rule));
         }
         details.push(ErrorDetail {
             error_id: error.error_id,
@@ -606,6 +632,12 @@ fn judge_errors(
         });
     }
     details
+}
+
+/// The verdict's name with a capital letter, to start a clause.
+fn capitalized(verdict: Verdict) -> String {
+    let name = verdict.as_str();
+    name[..1].to_ascii_uppercase() + &name[1..]
 }
 
 fn entity_label(entity_group: &str, entity_id: Option<u32>) -> String {
@@ -634,7 +666,7 @@ fn check_exit_status(run: &DcgmiRun, report: Option<&ReportOutcome>, findings: &
         ),
         DcgmiRun::SpawnFailed { message } => findings.add(
             Verdict::Inconclusive,
-            format!("dcgmi could not be started: {message}"),
+            format!("dcgmi did not start: {message}"),
         ),
         DcgmiRun::Exited { code } => match *code {
             0 | DCGMI_EXIT_TEST_FAILED | DCGMI_EXIT_ISOLATE if report.is_none() => {
@@ -703,16 +735,12 @@ fn assess_xids(events: &[XidEvent], findings: &mut Findings) -> Vec<XidFinding> 
             continue;
         }
         let reason = format!(
-            "Xid {} on PCI {} ({}): {} -> {}",
+            "Xid {} on PCI {}: \"{}\" {}: {}.",
             event.code,
             event.pci_bus_id,
-            if event.message.is_empty() {
-                "no message"
-            } else {
-                event.message.as_str()
-            },
+            event.message,
+            capitalized(class.verdict),
             class.rule,
-            class.verdict
         );
         if class.verdict == Verdict::Healthy {
             findings.note(reason);

@@ -134,7 +134,7 @@ pub fn classify_error(error: &DiagError) -> ErrorClass {
         ),
         Some(Severity::Config) => (
             Verdict::Inconclusive,
-            "DCGM rates it a configuration error: fix the host set-up, the GPU is not at fault",
+            "DCGM rates it a configuration error, so the host set-up needs fixing and the GPU is not at fault",
         ),
         Some(Severity::Unknown) | None => {
             (Verdict::Inconclusive, "DCGM gives no known severity for it")
@@ -145,13 +145,13 @@ pub fn classify_error(error: &DiagError) -> ErrorClass {
         ),
         Some(Severity::Isolate | Severity::Triage) if replace_id => (
             Verdict::Replace,
-            "the GPU's memory repair capacity is exhausted; DCGM's next step is a field \
-             diagnostic, and a reset does not clear it",
+            "the GPU's memory repair capacity is used up, which a reset does not restore, and \
+             DCGM's next step is a field diagnostic",
         ),
         Some(Severity::Isolate) => (
             Verdict::Reboot,
-            "DCGM says to take the GPU out of service; its state clears on a GPU reset, \
-             which a reboot does",
+            "DCGM says to take the GPU out of service, and a GPU reset (which a reboot does) \
+             clears this state",
         ),
         Some(Severity::Triage) if software => (
             Verdict::Inconclusive,
@@ -159,7 +159,7 @@ pub fn classify_error(error: &DiagError) -> ErrorClass {
         ),
         Some(Severity::Triage) => (
             Verdict::Reboot,
-            "DCGM asks for triage of a hardware error; its first step is a GPU reset and a rerun",
+            "DCGM asks for triage of a hardware error, and its first step is a GPU reset and a rerun",
         ),
     };
     ErrorClass {

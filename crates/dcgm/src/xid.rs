@@ -346,11 +346,11 @@ pub fn xid_verdict(event: &XidEvent) -> XidClass {
         ),
         (_, CatalogAction::RestartApp) => (
             Verdict::Healthy,
-            "an application fault: NVIDIA's catalog says to restart the application",
+            "an application fault, for which NVIDIA's catalog says to restart the application",
         ),
         (_, CatalogAction::WorkflowXid45) => (
             Verdict::Healthy,
-            "preemptive cleanup after an application abort; with another Xid, that Xid decides",
+            "preemptive cleanup after an application abort, and any other Xid logged with it decides",
         ),
         (_, CatalogAction::WorkflowNvlink5) => (
             // NOTE: the catalog decides these by a subcode that the kernel line does not
