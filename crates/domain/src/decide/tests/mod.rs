@@ -8,6 +8,8 @@
 //! notification per give-up), so each scenario checks them at every step.
 
 mod episodes;
+mod nodes;
+mod restarts;
 mod stops;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -614,7 +616,8 @@ impl World {
     }
 
     /// Drives the job from a failure of rank 0 to RESTARTING: node-a needs
-    /// a reboot and the others are healthy.
+    /// a reboot and the others are healthy. The StartTask effects of the
+    /// restart are claimed and not run yet.
     pub fn recover_to_restart(&mut self) {
         self.open_episode();
         let mut codes = vec![(node_name(0), 1)];
@@ -635,7 +638,6 @@ impl World {
             JobStatus::Restarting,
             "job after the post-reboot check"
         );
-        self.run_effects();
     }
 }
 

@@ -1,0 +1,256 @@
+//! Restarts: what a restart starts, and how it ends.
+
+use super::*;
+
+fn started_ranks(world: &World) -> Vec<ClaimedEffect> {
+    world
+        .claim_log
+        .iter()
+        .filter(|c| matches!(c.effect, Effect::StartTrainingTask { .. }))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn restart_reuses_launch_spec() {
+    let mut world = World::new(2);
+    world.recover_to_restart();
+    assert_eq!(world.job().retry, 1, "retry after the restart");
+    let starts = started_ranks(&world);
+    assert_eq!(starts.len(), 2, "StartTask effects {starts:#?}");
+    let mut tokens = BTreeSet::new();
+    for (rank, claimed) in starts.iter().enumerate() {
+        let Effect::StartTrainingTask {
+            node_name: node,
+            rank: started_rank,
+            container_instance_arn,
+            task_definition,
+            overrides,
+            tags,
+            started_by,
+        } = &claimed.effect
+        else {
+            unreachable!("filtered on StartTrainingTask");
+        };
+        let launch = &world.job().launch.as_ref().expect("launch spec").ranks[rank];
+        assert_eq!(*started_rank as usize, rank, "rank of {}", claimed.key);
+        assert_eq!(node, node_name(rank), "node of rank {rank}");
+        assert_eq!(
+            container_instance_arn, &launch.container_instance_arn,
+            "container instance of rank {rank}"
+        );
+        assert_eq!(
+            task_definition, TASK_DEFINITION,
+            "task definition of rank {rank}"
+        );
+        assert_eq!(
+            overrides,
+            &rank_overrides(rank, 2),
+            "overrides of rank {rank}"
+        );
+        let expected_tags = [
+            ("team", "pretrain".to_owned()),
+            ("jobtype", "training_job".to_owned()),
+            ("job_id", JOB_ID.to_owned()),
+            ("job_num_nodes", "2".to_owned()),
+            ("node_index_in_job", rank.to_string()),
+        ];
+        for (key, value) in expected_tags {
+            assert_eq!(
+                tags.get(key),
+                Some(&value),
+                "tag {key} of rank {rank}: {tags:?}"
+            );
+        }
+        assert!(
+            started_by.len() <= 36,
+            "startedBy {started_by:?} is longer than ECS allows"
+        );
+        tokens.insert(started_by.clone());
+    }
+    assert_eq!(tokens.len(), 2, "distinct startedBy tokens {tokens:?}");
+    world.run_effects();
+    for rank in 0..2 {
+        let id = world.rank_task(rank);
+        let task = world.task(&id);
+        assert_ne!(id, FIRST_TASKS[rank], "rank {rank} has a new task");
+        assert_eq!(task.retry, 1, "retry of the new rank {rank}");
+        assert_eq!(task.node_index_in_job as usize, rank, "rank of {id}");
+        assert_eq!(task.node_name, node_name(rank), "node of {id}");
+        assert_eq!(
+            task.task_def_arn, TASK_DEFINITION,
+            "task definition of {id}"
+        );
+    }
+}
+
+#[test]
+fn running_ranks_resume_job() {
+    let mut world = World::new(2);
+    world.recover_to_restart();
+    world.run_effects();
+    let first = world.rank_task(0);
+    let run = world.task_run(&first);
+    world.observe(&Observation::TaskRunning(run));
+    assert_eq!(
+        world.job().job_status,
+        JobStatus::Restarting,
+        "job with rank 1 starting"
+    );
+    let second = world.rank_task(1);
+    let run = world.task_run(&second);
+    world.observe(&Observation::TaskRunning(run));
+    assert_eq!(world.job().job_status, JobStatus::InProgress, "job");
+    assert_eq!(
+        world.job().deadline,
+        Some(world.now + world.policy.running_poll_interval),
+        "next poll"
+    );
+    for node in ["node-a", "node-b"] {
+        assert_eq!(world.node_status(node), NodeStatus::InProgress, "{node}");
+    }
+}
+
+#[test]
+fn restarted_job_completes() {
+    let mut world = World::new(2);
+    world.recover_to_restart();
+    world.run_effects();
+    world.run_ranks();
+    world.exit_rank(0, 0);
+    world.exit_rank(1, 0);
+    assert_eq!(world.job().job_status, JobStatus::Complete, "job");
+    assert_eq!(world.job().retry, 1, "retry");
+}
+
+#[test]
+fn start_failure_fails_restart() {
+    let reasons = [
+        "CannotStartContainerError: nvidia-container-cli: initialization error: nvml error: unknown error",
+        "ResourceInitializationError: unable to pull secrets or registry auth",
+    ];
+    for reason in reasons {
+        let mut world = World::new(2);
+        world.recover_to_restart();
+        world.run_effects();
+        let id = world.rank_task(1);
+        let stop = world.task_stop(&id, Some("TaskFailedToStart"), &[], Some(reason));
+        world.observe(&Observation::TaskStopped(stop));
+        assert_eq!(
+            world.job().job_status,
+            JobStatus::Failed,
+            "job after {reason:?}"
+        );
+        assert_eq!(world.job().episodes_opened, 1, "episodes after {reason:?}");
+        assert_eq!(world.job().retry, 1, "retry after {reason:?}");
+    }
+}
+
+#[test]
+fn rejected_start_fails_restart() {
+    let mut world = World::new(2);
+    world.recover_to_restart();
+    let key = world.claimed_key(&format!("start:{JOB_ID}:1:1"));
+    world.answer(
+        &key,
+        EffectResult::Rejected {
+            reason: "RESOURCE:GPU".to_owned(),
+        },
+    );
+    assert_eq!(world.job().job_status, JobStatus::Failed, "job");
+    let reason = world.job().status_reason.clone().unwrap_or_default();
+    assert!(reason.contains("RESOURCE:GPU"), "reason {reason:?}");
+}
+
+#[test]
+fn restart_deadline_fails_job() {
+    let mut world = World::new(2);
+    world.recover_to_restart();
+    world.run_effects();
+    let first = world.rank_task(0);
+    let run = world.task_run(&first);
+    world.observe(&Observation::TaskRunning(run));
+    world.advance(Span(world.policy.restart_timeout.0 - 1000));
+    world.tick();
+    assert_eq!(
+        world.job().job_status,
+        JobStatus::Restarting,
+        "job before the deadline"
+    );
+    world.advance(Span::seconds(1));
+    world.tick();
+    assert_eq!(
+        world.job().job_status,
+        JobStatus::Failed,
+        "job at the deadline"
+    );
+    let stopped = world.claim_log.iter().any(
+        |c| matches!(&c.effect, Effect::StopTask { task_arn, .. } if short(task_arn) == first),
+    );
+    assert!(stopped, "running rank 0 stopped");
+}
+
+#[test]
+fn budget_spent_at_restart_fails() {
+    let mut world = World::new(2);
+    world.open_episode();
+    world.deliver_verdicts(&[("node-a", 1), ("node-b", 0)]);
+    assert_eq!(world.job().job_status, JobStatus::PendingRestart, "job");
+    // The budget shrank while node-a rebooted, for example by a redeploy.
+    world.policy.max_retries = 0;
+    world.reboot_and_return("node-a");
+    world.finish_check("node-a", 0);
+    world.run_effects();
+    assert_eq!(world.job().job_status, JobStatus::Failed, "job");
+    assert_eq!(world.job().retry, 0, "retry");
+    assert!(
+        started_ranks(&world).is_empty(),
+        "ranks started: {:?}",
+        started_ranks(&world)
+    );
+}
+
+#[test]
+fn retry_never_exceeds_max() {
+    for max_retries in [0, 1, 2] {
+        let policy = Policy {
+            max_retries,
+            ..Policy::default()
+        };
+        let mut world = World::with_policy(2, policy);
+        for attempt in 0..max_retries {
+            world.recover_to_restart();
+            world.run_effects();
+            world.run_ranks();
+            assert_eq!(
+                world.job().job_status,
+                JobStatus::InProgress,
+                "after restart {attempt}"
+            );
+            assert_eq!(
+                world.job().retry,
+                attempt + 1,
+                "retry after restart {attempt}"
+            );
+            world.advance(Span::minutes(30));
+        }
+        world.open_episode();
+        world.deliver_verdicts(&[("node-a", 1), ("node-b", 0)]);
+        assert_eq!(
+            world.job().job_status,
+            JobStatus::Failed,
+            "job after {max_retries} restarts"
+        );
+        assert_eq!(world.job().retry, max_retries, "final retry");
+        assert_eq!(
+            world.job().episodes_opened,
+            max_retries + 1,
+            "episodes opened"
+        );
+        assert_eq!(
+            started_ranks(&world).len(),
+            2 * max_retries as usize,
+            "ranks started"
+        );
+    }
+}
