@@ -95,8 +95,8 @@ fn read_dmesg() -> Result<String, String> {
     non_empty(finished.stdout)
 }
 
-/// An empty log means the source saw nothing of this boot (for example a journal of
-/// another machine), so the next source is tried.
+/// Returns the text unless it has no log line. An empty log means that the source saw
+/// nothing of this boot (a journal of another machine, say), so the next source is tried.
 fn non_empty(text: String) -> Result<String, String> {
     let has_entries = text
         .lines()
@@ -139,7 +139,7 @@ fn read_kmsg(path: &Path) -> Result<String, String> {
     non_empty(text)
 }
 
-/// The message of a `/dev/kmsg` record "priority,sequence,microseconds,flags;message",
+/// Returns the message of a `/dev/kmsg` record "priority,sequence,microseconds,flags;message",
 /// without the continuation lines (" KEY=value") that follow it.
 fn kmsg_message(record: &str) -> &str {
     let message = record

@@ -13,7 +13,7 @@ const TOOL_TIMEOUT: Duration = Duration::from_mins(1);
 
 /// Output of one `dcgmi diag` run.
 pub struct DiagRun {
-    /// How `dcgmi` ended.
+    /// The ending of `dcgmi`.
     pub run: DcgmiRun,
     /// Its standard output: the JSON report, possibly after a banner.
     pub stdout: String,

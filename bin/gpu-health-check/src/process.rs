@@ -24,7 +24,7 @@ const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// Captured output beyond this many bytes per stream is dropped.
 const MAX_OUTPUT_BYTES: u64 = 64 * 1024 * 1024;
 
-/// How a command ended.
+/// The ending of a command: an exit status, a signal or the timeout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
     /// It exited with this status.
@@ -38,7 +38,7 @@ pub enum Ending {
 /// A finished command's ending and output.
 #[derive(Debug)]
 pub struct Finished {
-    /// How the command ended.
+    /// The command's ending.
     pub ending: Ending,
     /// Its standard output, decoded lossily as UTF-8.
     pub stdout: String,
@@ -52,8 +52,8 @@ impl Finished {
         self.ending == Ending::Exited(0)
     }
 
-    /// A short description of a failed run, for messages: the ending and the first
-    /// line of its error output.
+    /// Describes a failed run for messages: its ending and the first line of its error
+    /// output.
     pub fn failure_summary(&self) -> String {
         let ending = match self.ending {
             Ending::Exited(code) => format!("exited with status {code}"),

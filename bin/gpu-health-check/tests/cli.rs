@@ -38,7 +38,8 @@ impl StubDir {
         self
     }
 
-    /// The stub directory first, then the system directories for sh, sleep and cat.
+    /// Returns a `PATH` with the stub directory first, then the system directories for
+    /// sh, sleep and cat.
     fn path_env(&self) -> String {
         format!("{}:/usr/bin:/bin", self.0.display())
     }

@@ -34,7 +34,7 @@ pub const DCGMI_EXIT_KILLED: i32 = 203;
 /// `dcgmi diag` exit status when no test ran: DCGM return code -14 modulo 256.
 pub const DCGMI_EXIT_NO_TESTS: i32 = 242;
 
-/// How the `dcgmi diag` process ended.
+/// The ending of the `dcgmi diag` process.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum DcgmiRun {
@@ -94,7 +94,7 @@ pub struct AssessInput {
     pub xid_events: Vec<XidEvent>,
     /// The GPU count check, when an expected count was given.
     pub gpu_count: Option<GpuCount>,
-    /// How `dcgmi` ended.
+    /// The ending of `dcgmi`.
     pub dcgmi: DcgmiRun,
     /// Sentences to pass on as reasons without changing the verdict, such as a kernel
     /// log source that could not be read.
@@ -119,7 +119,7 @@ pub struct Assessment {
     /// The GPU count check, when it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_count: Option<GpuCount>,
-    /// How `dcgmi` ended.
+    /// The ending of `dcgmi`.
     #[serde(default)]
     pub dcgmi: DcgmiRun,
     /// DCGM version from the report.
@@ -239,7 +239,7 @@ impl Assessment {
     /// Serializes the assessment as one JSON line, without a line break.
     #[must_use]
     pub fn to_json_line(&self) -> String {
-        // Serializing these plain structs cannot fail: every map key is a string.
+        // serde_json fails only on a map with non-string keys, and these types contain no map.
         serde_json::to_string(self).unwrap_or_else(|error| {
             format!(
                 "{{\"schema\":\"{SCHEMA}\",\"verdict\":\"inconclusive\",\"exit_code\":3,\
@@ -634,7 +634,7 @@ fn judge_errors(
     details
 }
 
-/// The verdict's name with a capital letter, to start a clause.
+/// Returns the verdict's name with a capital letter, to start a clause.
 fn capitalized(verdict: Verdict) -> String {
     let name = verdict.as_str();
     name[..1].to_ascii_uppercase() + &name[1..]
@@ -647,8 +647,8 @@ fn entity_label(entity_group: &str, entity_id: Option<u32>) -> String {
     }
 }
 
-/// Judges how `dcgmi` ended, against the report when there is one. `dcgmi diag`
-/// never exits 1 for a GPU fault; the report content decides, and an exit status that
+/// Judges the ending of `dcgmi`, against the report when there is one. `dcgmi diag`
+/// never exits 1 for a GPU fault, so the report content decides. An exit status that
 /// the report does not explain makes the check inconclusive.
 fn check_exit_status(run: &DcgmiRun, report: Option<&ReportOutcome>, findings: &mut Findings) {
     match run {

@@ -11,10 +11,10 @@
 //!   suggested next step of each error id.
 //!
 //! The rules:
-//! - NONE and MONITOR: DCGM says the GPU can run work, so healthy.
+//! - NONE and MONITOR: DCGM rates the GPU able to run work, so healthy.
 //! - CONFIG: the host set-up needs fixing, not the GPU, so inconclusive.
 //! - UNKNOWN, or no severity at all: DCGM does not know, so inconclusive.
-//! - RESET: DCGM says to drain and reset the GPU; a reboot resets it.
+//! - RESET: DCGM's next step is to drain and reset the GPU, and a reboot resets it.
 //! - ISOLATE: the GPU must leave service. It is replace for the error ids whose state
 //!   survives a reset (retired-page limits, row-remapping failure: DCGM's next step for
 //!   them is a field diagnostic, the RMA path) and reboot otherwise. For volatile
@@ -130,7 +130,7 @@ pub fn classify_error(error: &DiagError) -> ErrorClass {
         Some(Severity::None) => (Verdict::Healthy, "DCGM rates it no error"),
         Some(Severity::Monitor) => (
             Verdict::Healthy,
-            "DCGM says the GPU can still run work and should be monitored",
+            "DCGM rates the GPU able to run work while it is monitored",
         ),
         Some(Severity::Config) => (
             Verdict::Inconclusive,
@@ -141,7 +141,7 @@ pub fn classify_error(error: &DiagError) -> ErrorClass {
         }
         Some(Severity::Reset) => (
             Verdict::Reboot,
-            "DCGM says to drain and reset the GPU, which a reboot does",
+            "DCGM's next step is to drain and reset the GPU, which a reboot does",
         ),
         Some(Severity::Isolate | Severity::Triage) if replace_id => (
             Verdict::Replace,
@@ -150,7 +150,7 @@ pub fn classify_error(error: &DiagError) -> ErrorClass {
         ),
         Some(Severity::Isolate) => (
             Verdict::Reboot,
-            "DCGM says to take the GPU out of service, and a GPU reset (which a reboot does) \
+            "DCGM's next step is to take the GPU out of service, and a GPU reset (which a reboot does) \
              clears this state",
         ),
         Some(Severity::Triage) if software => (

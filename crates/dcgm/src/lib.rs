@@ -1,11 +1,11 @@
 //! Turns what NVIDIA's tools report about a node's GPUs into a health-check verdict.
 //!
-//! This crate owns the pure part of the health check: parsing `dcgmi diag -j` reports
-//! ([`parse_report`]) and NVRM Xid kernel lines ([`parse_kernel_log`]), the
-//! classification tables that map DCGM error severities and Xid codes to a
-//! [`Verdict`] ([`classify`], [`xid`]), and [`assess`], which combines them into the
-//! [`Assessment`] that the `gpu-health-check` runner prints as one JSON line. It spawns
-//! no process and does no I/O, so the recovery engine and the simulator call it too.
+//! This crate owns the pure part of the health check. It parses `dcgmi diag -j`
+//! reports ([`parse_report`]) and NVRM Xid kernel lines ([`parse_kernel_log`]). Its
+//! classification tables map DCGM error severities and Xid codes to a [`Verdict`]
+//! ([`classify`], [`xid`]). [`assess`] combines them into the [`Assessment`] that the
+//! `gpu-health-check` runner prints as one JSON line. The crate spawns no process and
+//! does no I/O, so the recovery engine and the simulator call it too.
 
 pub mod assess;
 pub mod classify;

@@ -26,7 +26,7 @@ pub const ROOT_KEY_V3: &str = "DCGM GPU Diagnostic";
 /// Top-level key of a report from `dcgmi diag --iterations`.
 pub const ITERATIONS_KEY: &str = "iterations";
 
-/// Which of the known report shapes a document had.
+/// Shape of a report document: one of the three known ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReportFormat {
@@ -192,7 +192,7 @@ pub struct DiagError {
     pub message: String,
 }
 
-/// Why a text is not a usable DCGM report.
+/// Error for a text that is not a usable DCGM report.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReportError {
     /// The text is empty or only whitespace.
@@ -306,7 +306,7 @@ fn absolute_position(
     (line_index + error.line(), column)
 }
 
-/// The `serde_json` message without its trailing " at line L column C", which
+/// Returns the `serde_json` message without its trailing " at line L column C", which
 /// [`locate_document`] replaces with a position in the whole text.
 fn without_position(error: &serde_json::Error) -> String {
     let message = error.to_string();

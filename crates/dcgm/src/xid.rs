@@ -135,7 +135,7 @@ pub enum CatalogAction {
 }
 
 impl CatalogAction {
-    /// The catalog's name for this action.
+    /// Returns the catalog's name for this action.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -169,8 +169,9 @@ impl fmt::Display for CatalogAction {
 /// Source: NVIDIA, "Analyzing Xid Errors with the Xid Catalog",
 /// <https://docs.nvidia.com/deploy/xid-errors/analyzing-xid-catalog.html>, column
 /// "Resolution Bucket (Immediate Action)", codes 1 to 172. The catalog lists no bucket
-/// for 162 to 172. Of those, 162 to 164 say no reset is needed and are read as
-/// `IGNORE`, and 171 and 172 add detail to an Xid 48 and are read as its workflow.
+/// for 162 to 172. Of those, 162 to 164 report the state of the power-smoothing
+/// circuit and the catalog text asks for no reset, so they are read as `IGNORE`. Xids
+/// 171 and 172 add detail to an Xid 48 and are read as its workflow.
 #[must_use]
 pub fn catalog_action(code: u32) -> CatalogAction {
     use CatalogAction::{
@@ -340,13 +341,10 @@ pub fn xid_verdict(event: &XidEvent) -> XidClass {
             Verdict::Replace,
             "row remapping failed, which NVIDIA's memory error guide treats as an RMA case",
         ),
-        (_, CatalogAction::Ignore) => (
-            Verdict::Healthy,
-            "NVIDIA's catalog says no action is needed",
-        ),
+        (_, CatalogAction::Ignore) => (Verdict::Healthy, "NVIDIA's catalog lists no action"),
         (_, CatalogAction::RestartApp) => (
             Verdict::Healthy,
-            "an application fault, for which NVIDIA's catalog says to restart the application",
+            "an application fault, for which NVIDIA's catalog action is to restart the application",
         ),
         (_, CatalogAction::WorkflowXid45) => (
             Verdict::Healthy,
@@ -354,20 +352,21 @@ pub fn xid_verdict(event: &XidEvent) -> XidClass {
         ),
         (_, CatalogAction::WorkflowNvlink5) => (
             // NOTE: the catalog decides these by a subcode that the kernel line does not
-            // spell out; fatal subcodes come with an Xid 154 that carries the action.
+            // spell out. Fatal subcodes come with an Xid 154, which carries the action.
             Verdict::Healthy,
             "an NVLink5 event whose accompanying Xid 154, if any, gives the action",
         ),
         (_, CatalogAction::ResetGpu) => (
             Verdict::Reboot,
-            "NVIDIA's catalog says to reset the GPU, which a reboot does",
+            "NVIDIA's catalog action is to reset the GPU, which a reboot does",
         ),
-        (_, CatalogAction::RestartBareMetal) => {
-            (Verdict::Reboot, "NVIDIA's catalog says to restart the node")
-        }
+        (_, CatalogAction::RestartBareMetal) => (
+            Verdict::Reboot,
+            "NVIDIA's catalog action is to restart the node",
+        ),
         (_, CatalogAction::RestartVm) => (
             Verdict::Reboot,
-            "NVIDIA's catalog says to restart the virtual machine",
+            "NVIDIA's catalog action is to restart the virtual machine",
         ),
         (_, CatalogAction::WorkflowXid48) => (
             Verdict::Reboot,

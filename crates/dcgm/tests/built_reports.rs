@@ -11,7 +11,7 @@ const PASS: &str = include_str!("fixtures/diag-r2-h100-8gpu-pass.json");
 const DBE_FAIL: &str = include_str!("fixtures/diag-r2-h100-8gpu-dbe-fail.json");
 const PERSISTENCE_FAIL: &str = include_str!("fixtures/diag-r1-gb10-persistence-fail.json");
 
-/// A DCGM 4.x report with one memory test over the given results.
+/// Builds a DCGM 4.x report with one memory test over the given results.
 fn report(results: &[Value]) -> String {
     json!({
         "DCGM Diagnostic": {
@@ -223,7 +223,7 @@ fn truncated_report_inconclusive() {
 }
 
 #[test]
-fn text_without_json_inconclusive() {
+fn text_without_json_is_no_json() {
     let error = parse_report("Error: unable to connect to host engine\n").expect_err("no JSON");
     assert_eq!(
         error,
@@ -234,7 +234,7 @@ fn text_without_json_inconclusive() {
 }
 
 #[test]
-fn invalid_json_inconclusive() {
+fn malformed_json_errors_named() {
     let error = parse_report("{\"DCGM Diagnostic\": {\"test_categories\": [}}").expect_err("bad");
     assert!(
         matches!(error, ReportError::InvalidJson { .. }),

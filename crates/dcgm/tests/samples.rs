@@ -115,8 +115,8 @@ fn legacy_report_parses_gpu_id_lists() {
 #[test]
 fn legacy_report_reboots_ecc_disabled_gpu() {
     let assessment = assess_report_text(LEGACY);
-    // GPU 0's memory test is skipped with error 55 (ECC disabled) at ISOLATE severity;
-    // the sm_stress failures on GPUs 0, 2 and 3 carry MONITOR severity only.
+    // GPU 0's memory test is skipped with error 55 (ECC disabled) at ISOLATE severity.
+    // The sm_stress failures on GPUs 0, 2 and 3 carry MONITOR severity only.
     assert_eq!(assessment.verdict, Verdict::Reboot);
     let gpus: Vec<_> = assessment
         .failing_gpus
