@@ -99,6 +99,14 @@ export class ConfigError extends Error {
   }
 }
 
+/** Folder of the zips that `cargo lambda build --release --output-format zip` writes, relative to infra/. */
+export const DEFAULT_LAMBDA_ASSET_DIR = '../target/lambda';
+
+/** Resolves LAMBDA_ASSET_DIR against the infra/ folder, whatever the working directory. */
+export function resolveAssetDir(text: string | undefined): string {
+  return path.resolve(INFRA_DIR, text ?? DEFAULT_LAMBDA_ASSET_DIR);
+}
+
 /** Returns the bootstrap.zip path of one function under the asset folder. */
 export function assetZipPath(assetDir: string, functionName: FunctionName): string {
   return path.join(assetDir, functionName, 'bootstrap.zip');
@@ -299,8 +307,8 @@ export function parseConfig(raw: RawConfig): RecoveryConfig {
     }
   }
 
-  const assetDirText = raw.LAMBDA_ASSET_DIR ?? '../target/lambda';
-  const lambdaAssetDir = path.resolve(INFRA_DIR, assetDirText);
+  const assetDirText = raw.LAMBDA_ASSET_DIR ?? DEFAULT_LAMBDA_ASSET_DIR;
+  const lambdaAssetDir = resolveAssetDir(raw.LAMBDA_ASSET_DIR);
   const missingZips = FUNCTION_NAMES.map((name) => assetZipPath(lambdaAssetDir, name)).filter(
     (zip) => !fs.existsSync(zip),
   );

@@ -124,7 +124,7 @@ export class RecoveryStack extends Stack {
     // role only for calls that SNS makes, so the role's own policy names SNS alone.
     this.topicKey.addToResourcePolicy(
       new iam.PolicyStatement({
-        sid: `AllowPublishFrom${name.replace(/-/g, '')}`,
+        sid: `AllowPublishFrom${pascalCase(name)}`,
         principals: [new iam.ArnPrincipal(role.roleArn)],
         actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
         resources: ['*'],
@@ -205,4 +205,11 @@ export function functionEnvironment(
     environment.HEALTH_CHECK_LOG_GROUP = config.healthCheckLogGroup;
   }
   return environment;
+}
+
+function pascalCase(name: string): string {
+  return name
+    .split('-')
+    .map((word) => word.charAt(0).toUpperCase() + word.slice(1))
+    .join('');
 }
