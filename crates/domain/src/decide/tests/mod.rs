@@ -9,6 +9,7 @@
 
 mod episodes;
 mod nodes;
+mod outbox;
 mod restarts;
 mod stops;
 
