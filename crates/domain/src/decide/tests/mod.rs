@@ -8,7 +8,9 @@
 //! notification per give-up), so each scenario checks them at every step.
 
 mod episodes;
+mod invariants;
 mod nodes;
+mod notifications;
 mod outbox;
 mod restarts;
 mod stops;
