@@ -441,3 +441,35 @@ fn queued_node_never_freed_quarantines() {
         "reboot of node-a"
     );
 }
+
+#[test]
+fn second_reboot_continues_after_give_up() {
+    let mut world = World::new(2);
+    world.open_episode();
+    world.deliver_verdicts(&[("node-a", 1), ("node-b", 1)]);
+    world.reboot_and_return("node-a");
+    world.finish_check("node-a", 2);
+    world.run_effects();
+    assert_eq!(world.job().job_status, JobStatus::Failed, "job");
+    assert_eq!(
+        world.node_status("node-b"),
+        NodeStatus::Rebooting,
+        "node-b still rebooting"
+    );
+    assert!(
+        world.job().deadline.is_some(),
+        "job deadline while node-b recovers"
+    );
+    world.reboot_and_return("node-b");
+    world.finish_check("node-b", 0);
+    world.run_effects();
+    assert_eq!(world.node_status("node-b"), NodeStatus::Available, "node-b");
+    assert_eq!(world.node("node-b").job_id, None, "node-b job");
+    world.advance(Span::minutes(60));
+    world.tick();
+    assert_eq!(
+        world.job().deadline,
+        None,
+        "job deadline once every node is done"
+    );
+}

@@ -254,3 +254,58 @@ fn retry_never_exceeds_max() {
         );
     }
 }
+
+#[test]
+fn running_before_start_result_counts() {
+    // The RUNNING event of a restarted rank can arrive before the StartTask
+    // result is recorded; the entry point then adds the task's tags.
+    let mut world = World::new(2);
+    world.recover_to_restart();
+    let rank0 = world.claimed_key(&format!("start:{JOB_ID}:1:0"));
+    world.answer(
+        &rank0,
+        EffectResult::TaskStarted {
+            task_arn: task_arn("5d6e7f8091a24b3c9d0e1f2a3b4c5d6e"),
+        },
+    );
+    let first = world.rank_task(0);
+    let run = world.task_run(&first);
+    world.observe(&Observation::TaskRunning(run));
+    let rank1 = world.claimed_key(&format!("start:{JOB_ID}:1:1"));
+    let Some(Effect::StartTrainingTask { tags, .. }) = world
+        .claimed
+        .iter()
+        .find(|c| c.key == rank1)
+        .map(|c| c.effect.clone())
+    else {
+        panic!("rank 1 start not claimed");
+    };
+    let early = "e4f5a6b7c8d94e0f8a1b2c3d4e5f6a7b";
+    let run = TaskRun {
+        task_arn: task_arn(early),
+        container_instance_arn: world.node("node-b").container_instance_arn.clone(),
+        task_definition_arn: TASK_DEFINITION.to_owned(),
+        started_by: None,
+        overrides: rank_overrides(1, 2),
+        tags: Some(tags),
+        ec2_instance_id: world.node("node-b").ec2_instance_id.clone(),
+        version: 2,
+        at: world.now,
+    };
+    world.observe(&Observation::TaskRunning(run));
+    assert_eq!(world.job().job_status, JobStatus::InProgress, "job");
+    assert_eq!(world.rank_task(1), early, "rank 1 task");
+    world.answer(
+        &rank1,
+        EffectResult::TaskStarted {
+            task_arn: task_arn(early),
+        },
+    );
+    assert_eq!(
+        world.job().job_status,
+        JobStatus::InProgress,
+        "job after the result"
+    );
+    assert_eq!(world.task(early).retry, 1, "retry of rank 1");
+    assert!(world.task(early).running, "rank 1 running");
+}

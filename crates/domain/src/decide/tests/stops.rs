@@ -412,3 +412,62 @@ fn completed_rank_in_failed_job() {
         "rank 1 stays as the engine left it"
     );
 }
+
+#[test]
+fn watchdog_poll_finds_lost_stop() {
+    let mut world = World::new(2);
+    world.advance(world.policy.running_poll_interval);
+    let stop = world.task_stop(
+        FIRST_TASKS[1],
+        Some("EssentialContainerExited"),
+        &[1],
+        Some("Essential container in task exited"),
+    );
+    let tick = Tick {
+        nodes: BTreeMap::new(),
+        tasks: BTreeMap::from([
+            (
+                FIRST_TASKS[0].to_owned(),
+                crate::observation::TaskProbe::Running,
+            ),
+            (
+                FIRST_TASKS[1].to_owned(),
+                crate::observation::TaskProbe::Stopped(stop),
+            ),
+        ]),
+    };
+    world.observe(&Observation::Tick(tick));
+    assert_eq!(
+        world.job().job_status,
+        JobStatus::PendingHealthcheck,
+        "job after the poll"
+    );
+    assert_eq!(world.episode().trigger_task, FIRST_TASKS[1], "trigger task");
+}
+
+#[test]
+fn watchdog_poll_fails_missing_task() {
+    let mut world = World::new(2);
+    world.advance(Span(world.policy.running_poll_interval.0 - 1));
+    let tick = Tick {
+        nodes: BTreeMap::new(),
+        tasks: BTreeMap::from([(
+            FIRST_TASKS[0].to_owned(),
+            crate::observation::TaskProbe::Missing,
+        )]),
+    };
+    world.observe(&Observation::Tick(tick.clone()));
+    assert_eq!(
+        world.job().job_status,
+        JobStatus::InProgress,
+        "job before the poll is due"
+    );
+    world.advance(Span(1));
+    world.observe(&Observation::Tick(tick));
+    assert_eq!(
+        world.job().job_status,
+        JobStatus::Failed,
+        "job after the poll"
+    );
+    assert_eq!(world.job().episodes_opened, 0, "episodes");
+}
