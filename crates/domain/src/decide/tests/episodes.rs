@@ -71,9 +71,9 @@ fn concurrent_failures_open_one_episode() {
         );
         let checks = world.outbox_of(EffectKind::StartTask).len();
         assert_eq!(checks, 2, "health checks queued (first rank {first})");
-        for rank in 0..2 {
+        for (rank, id) in FIRST_TASKS.iter().take(2).enumerate() {
             assert_eq!(
-                world.task(FIRST_TASKS[rank]).task_status,
+                world.task(id).task_status,
                 TaskStatus::Terminated,
                 "rank {rank} (first rank {first})"
             );
@@ -117,6 +117,7 @@ fn reboot_verdict_pends_restart() {
         world.reboots_claimed("node-a").is_empty(),
         "reboot before every verdict"
     );
+
     world.deliver_verdicts(&[("node-b", 0)]);
     assert_eq!(
         world.job().job_status,
@@ -242,6 +243,7 @@ fn spent_budget_fails_but_reboots() {
         world.job().deadline.is_some(),
         "deadline while node-a recovers"
     );
+
     world.reboot_and_return("node-a");
     world.finish_check("node-a", 0);
     world.run_effects();
@@ -273,6 +275,7 @@ fn open_breaker_holds_reboots() {
     world.deliver_verdicts(&[("node-a", 1)]);
     let before = world.claim_log.len();
     world.deliver_verdicts(&[("node-b", 1)]);
+
     assert!(
         world.context.safety.breaker_open_since.is_some(),
         "breaker {:?}",
@@ -460,6 +463,7 @@ fn check_deadline_gives_inconclusive() {
         JobStatus::PendingHealthcheck,
         "job before the deadline"
     );
+
     world.advance(Span::minutes(1));
     let decision = world.tick();
     assert_eq!(
@@ -484,8 +488,8 @@ fn check_deadline_gives_inconclusive() {
     assert_eq!(world.node_status("node-a"), NodeStatus::Rebooting, "node-a");
 }
 
-/// The records after every verdict is in, without what depends on the
-/// order of the steps (versions, update times, history).
+/// Formats the records after every verdict is in, leaving out what depends
+/// on the order of the steps (versions, update times, history).
 fn outcome(world: &World) -> String {
     let mut job = world.job().clone();
     job.version = 0;

@@ -1,8 +1,8 @@
 //! Unit tests of [`decide`], driven through a small in-memory world.
 //!
-//! [`World`] holds the records of one job the way the record store would:
-//! it applies each decision's writes only when every `expected_version`
-//! matches what it holds, bumps the versions, and feeds effect results back
+//! [`World`] contains the records of one job as the record store would. It
+//! applies each decision's writes only when every `expected_version`
+//! matches what it contains, bumps the versions, and feeds effect results back
 //! as [`Observation::EffectApplied`]. After every step it checks the
 //! invariants that hold at all times (deadlines, the retry budget, one
 //! notification per give-up), so each scenario checks them at every step.
@@ -80,7 +80,7 @@ pub(super) fn node_name(rank: usize) -> &'static str {
     NODES[rank].0
 }
 
-/// The overrides of one rank, as `gpu-recovery submit` records them.
+/// Builds the ECS task overrides of one rank, as `gpu-recovery submit` records them.
 fn rank_overrides(rank: usize, ranks: usize) -> serde_json::Value {
     json!({
         "containerOverrides": [{
@@ -101,7 +101,7 @@ pub(super) struct World {
     pub policy: Policy,
     pub scope: BTreeSet<EffectKind>,
     pub now: Timestamp,
-    /// Effects claimed by decisions and not answered yet.
+    /// Effects claimed by decisions whose results are not reported yet.
     pub claimed: Vec<ClaimedEffect>,
     /// Every effect claimed so far, in claim order.
     pub claim_log: Vec<ClaimedEffect>,
@@ -112,8 +112,8 @@ pub(super) struct World {
 }
 
 impl World {
-    /// A job of `ranks` ranks (1 to 3) running on node-a, node-b and node-c,
-    /// under the default policy and a scope of every effect kind.
+    /// Creates a job of `ranks` ranks (1 to 3) running on node-a, node-b and
+    /// node-c, under the default policy and a scope of every effect kind.
     pub fn new(ranks: usize) -> World {
         World::with_policy(ranks, Policy::default())
     }
@@ -127,6 +127,7 @@ impl World {
         job.version = 1;
         job.deadline = Some(now + policy.running_poll_interval);
         job.created_at = Some(now - Span::minutes(75));
+
         let mut tasks = Vec::new();
         let mut nodes = Vec::new();
         let mut launch = LaunchSpec {
@@ -181,6 +182,7 @@ impl World {
             nodes.push(node);
             ecs_versions.insert(instance_arn(instance), 48_213);
         }
+
         job.launch = Some(launch);
         World {
             context: Context {
@@ -234,12 +236,12 @@ impl World {
             .unwrap_or_else(|| panic!("no task record {id}"))
     }
 
-    /// The task id of `rank` in the current attempt.
+    /// Returns the task id of `rank` in the current attempt.
     pub fn rank_task(&self, rank: usize) -> String {
         self.job().submitted_ecs_task_ids[rank].clone()
     }
 
-    /// Outbox intents whose effect is of `kind`.
+    /// Returns the outbox intents whose effect is of `kind`.
     pub fn outbox_of(&self, kind: EffectKind) -> Vec<&crate::effect::Intent> {
         self.job()
             .outbox
@@ -248,7 +250,7 @@ impl World {
             .collect()
     }
 
-    /// Every Reboot effect claimed so far for `node`.
+    /// Returns every Reboot effect claimed so far for `node`.
     pub fn reboots_claimed(&self, node: &str) -> Vec<&ClaimedEffect> {
         self.claim_log
             .iter()
@@ -290,10 +292,10 @@ impl World {
     /// all when a version does not match, like the record store.
     pub fn apply(&mut self, decision: &Decision) -> Result<(), String> {
         for write in &decision.writes {
-            let held = self.held_version(&write.record);
-            if held != write.expected_version {
+            let stored = self.stored_version(&write.record);
+            if stored != write.expected_version {
                 return Err(format!(
-                    "{}: expected version {:?}, store holds {held:?}",
+                    "{}: expected version {:?}, store contains {stored:?}",
                     write.record.describe(),
                     write.expected_version
                 ));
@@ -341,7 +343,7 @@ impl World {
         Ok(())
     }
 
-    fn held_version(&self, record: &Record) -> Option<u64> {
+    fn stored_version(&self, record: &Record) -> Option<u64> {
         match record {
             Record::Job(job) => self
                 .context
@@ -380,7 +382,7 @@ impl World {
 
     // ----- effects -----
 
-    /// Answers one claimed effect with `result`.
+    /// Reports `result` as the result of one claimed effect.
     pub fn answer(&mut self, key: &str, result: EffectResult) -> Decision {
         let position = self
             .claimed
@@ -397,16 +399,18 @@ impl World {
         })
     }
 
-    /// The claimed effect whose key starts with `prefix`.
+    /// Returns the key of the claimed effect whose key starts with `prefix`.
     pub fn claimed_key(&self, prefix: &str) -> String {
         self.claimed
             .iter()
             .find(|c| c.key.starts_with(prefix))
-            .map(|c| c.key.clone())
-            .unwrap_or_else(|| {
-                let keys: Vec<&str> = self.claimed.iter().map(|c| c.key.as_str()).collect();
-                panic!("no claimed effect {prefix}*; claimed: {keys:?}")
-            })
+            .map_or_else(
+                || {
+                    let keys: Vec<&str> = self.claimed.iter().map(|c| c.key.as_str()).collect();
+                    panic!("no claimed effect {prefix}*; claimed: {keys:?}")
+                },
+                |c| c.key.clone(),
+            )
     }
 
     /// Performs every claimed effect successfully, and the effects that
@@ -428,7 +432,7 @@ impl World {
         panic!("effects keep coming after 100 results: {:?}", self.claimed);
     }
 
-    /// The result of a call to ECS, SSM or SNS that worked.
+    /// Returns the result of a call to ECS, SSM or SNS that succeeded.
     fn success_of(&mut self, effect: &Effect) -> EffectResult {
         match effect {
             Effect::StartHealthCheck { .. } | Effect::StartTrainingTask { .. } => {
@@ -460,7 +464,7 @@ impl World {
         *version
     }
 
-    /// A stop event of a task, with the next ECS version of that task.
+    /// Builds a stop event of a task, with the next ECS version of that task.
     pub fn task_stop(
         &mut self,
         id: &str,
@@ -481,7 +485,7 @@ impl World {
         }
     }
 
-    /// The container of `rank` exits with `code` (EssentialContainerExited).
+    /// Stops the container of `rank` with exit code `code` (`EssentialContainerExited`).
     pub fn exit_rank(&mut self, rank: usize, code: i32) -> Decision {
         let id = self.rank_task(rank);
         let stop = self.task_stop(
@@ -493,7 +497,7 @@ impl World {
         self.observe(&Observation::TaskStopped(stop))
     }
 
-    /// The id of the health-check task started on `node`.
+    /// Returns the id of the health-check task started on `node`.
     pub fn check_task(&self, node: &str) -> String {
         let run =
             self.node(node).health_check.as_ref().unwrap_or_else(|| {
@@ -504,7 +508,7 @@ impl World {
             .unwrap_or_else(|| panic!("health check on {node} has no task yet: {run:?}"))
     }
 
-    /// The stop event of the health check on `node`, exiting `code`.
+    /// Builds the stop event of the health check on `node`, exiting `code`.
     pub fn check_result(&mut self, node: &str, code: i32) -> HealthCheckResult {
         let id = self.check_task(node);
         HealthCheckResult {
@@ -519,13 +523,13 @@ impl World {
         }
     }
 
-    /// The health check on `node` exits with `code`.
+    /// Finishes the health check on `node` with exit code `code`.
     pub fn finish_check(&mut self, node: &str, code: i32) -> Decision {
         let result = self.check_result(node, code);
         self.observe(&Observation::HealthCheckFinished(result))
     }
 
-    /// A container instance event of `node` with the next version.
+    /// Builds a container instance event of `node` with the next version.
     pub fn instance_change(&mut self, node: &str, agent_connected: bool) -> InstanceChange {
         let record = self.node(node).clone();
         InstanceChange {
@@ -543,12 +547,12 @@ impl World {
         self.observe(&Observation::InstanceChanged(change))
     }
 
-    /// The latest container instance version sent for `node`.
+    /// Returns the latest container instance version sent for `node`.
     pub fn instance_version(&self, node: &str) -> u64 {
         self.ecs_versions[&self.node(node).container_instance_arn]
     }
 
-    /// RUNNING events of every rank of the current attempt.
+    /// Sends the RUNNING events of every rank of the current attempt.
     pub fn run_ranks(&mut self) {
         for rank in 0..self.job().num_nodes as usize {
             let id = self.rank_task(rank);
@@ -586,8 +590,8 @@ impl World {
 
     // ----- scenario steps -----
 
-    /// Rank 0 exits 1 and every resulting effect runs: the siblings stop
-    /// and a health check starts on every node.
+    /// Fails rank 0 with exit code 1 and runs every resulting effect, so the
+    /// siblings stop and a health check starts on every node.
     pub fn open_episode(&mut self) {
         self.exit_rank(0, 1);
         self.run_effects();
@@ -608,8 +612,8 @@ impl World {
         }
     }
 
-    /// The node's agent disconnects and reconnects, and the post-reboot
-    /// health check starts.
+    /// Disconnects and reconnects the node's agent, which starts the
+    /// post-reboot health check.
     pub fn reboot_and_return(&mut self, node: &str) {
         self.advance(Span::minutes(2));
         self.agent_event(node, false);
@@ -619,7 +623,7 @@ impl World {
     }
 
     /// Drives the job from a failure of rank 0 to RESTARTING: node-a needs
-    /// a reboot and the others are healthy. The StartTask effects of the
+    /// a reboot and the others are healthy. The `StartTask` effects of the
     /// restart are claimed and not run yet.
     pub fn recover_to_restart(&mut self) {
         self.open_episode();
@@ -653,8 +657,8 @@ fn record_version(record: &Record) -> u64 {
     }
 }
 
-/// Every non-terminal job status and every recovering node status carries a
-/// deadline, so the watchdog moves it on.
+/// Checks that every non-terminal job status and every recovering node
+/// status carries a deadline, so the watchdog moves it on.
 fn check_deadlines(context: &Context, observation: &Observation) {
     let step = observation.summary();
     if let Some(job) = &context.job
@@ -690,8 +694,9 @@ fn check_retry_budget(context: &Context, policy: &Policy) {
     }
 }
 
-/// A decision that gives up on the job, takes a node out of service or opens
-/// the circuit breaker queues exactly one notification; any other queues none.
+/// Checks that a decision which gives up on the job, takes a node out of
+/// service or opens the circuit breaker queues exactly one notification.
+/// Any other decision queues none.
 fn check_one_notification(before: &Context, after: &Context, observation: &Observation) {
     let (Some(old), Some(new)) = (&before.job, &after.job) else {
         return;
@@ -742,7 +747,7 @@ fn check_claims_in_scope(decision: &Decision, scope: &BTreeSet<EffectKind>) {
     }
 }
 
-/// A probe of a node that came back: agent connected, reboot command done.
+/// Builds the watchdog's probe of one node.
 pub(super) fn probe(
     agent_connected: Option<bool>,
     instance_version: Option<u64>,
@@ -755,7 +760,7 @@ pub(super) fn probe(
     }
 }
 
-/// The episode verdict of `node` for `phase`.
+/// Returns the episode verdict of `node` for `phase`.
 pub(super) fn verdict_of(world: &World, node: &str, phase: CheckPhase) -> Option<Verdict> {
     let entry = world.episode().nodes.get(node)?;
     let record = match phase {
@@ -795,7 +800,7 @@ pub(super) fn written_nodes(decision: &Decision) -> Vec<&NodeRecord> {
         .collect()
 }
 
-/// The task id in an ARN, for messages.
+/// Returns the task id in a task ARN.
 pub(super) fn short(arn: &str) -> &str {
     last_arn_segment(arn)
 }

@@ -5,7 +5,7 @@ use crate::observation::CommandStatus;
 
 use super::*;
 
-/// Drives a two-node job to PENDING_RESTART with node-a rebooting.
+/// Drives a two-node job to `PENDING_RESTART` with node-a rebooting.
 fn rebooting_world() -> World {
     let mut world = World::new(2);
     world.open_episode();
@@ -62,6 +62,7 @@ fn node_walks_reboot_graph() {
             seen.push(status);
         }
     };
+
     world.exit_rank(0, 1);
     world.run_effects();
     record(&world, &mut seen);
@@ -79,6 +80,7 @@ fn node_walks_reboot_graph() {
         JobStatus::PendingRestart,
         "job while node-b reboots"
     );
+
     world.reboot_and_return("node-b");
     world.finish_check("node-b", 0);
     world.run_effects();
@@ -399,6 +401,7 @@ fn slot_freed_elsewhere_starts_reboot() {
         "node-a queued"
     );
     assert_eq!(world.job().job_status, JobStatus::PendingRestart, "job");
+
     // The other job's node came back and freed its slot.
     world.context.safety.rebooting.remove(other_job_node);
     world.context.safety.version += 1;

@@ -1,5 +1,5 @@
 //! Notifications to operators: one per decision that gives up, quarantines
-//! or hits a safety limit, and what it says.
+//! or hits a safety limit, and what its message contains.
 
 use crate::effect::{Notification, NotificationKind};
 
@@ -43,6 +43,7 @@ fn give_up_names_job_nodes_verdicts() {
         "subject {:?}",
         notice.subject
     );
+
     let text = &notice.message;
     for expected in [
         JOB_ID,

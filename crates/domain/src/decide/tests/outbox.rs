@@ -11,8 +11,8 @@ fn intent<'a>(world: &'a World, key: &str) -> &'a crate::effect::Intent {
         .unwrap_or_else(|| panic!("no intent {key} in {:?}", world.job().outbox))
 }
 
-/// Two-node job whose verdicts are in (node-a reboot, node-b healthy) and
-/// whose Reboot effect is claimed but not answered.
+/// Drives a two-node job until its verdicts are in (node-a reboot, node-b
+/// healthy) and its Reboot effect is claimed with no result reported.
 fn reboot_claimed() -> (World, String) {
     let mut world = World::new(2);
     world.open_episode();
@@ -58,6 +58,7 @@ fn narrow_scope_leaves_other_intents() {
     for waiting in &unclaimed {
         assert_eq!(waiting.claimed_at, None, "claim of {}", waiting.key);
     }
+
     // A wider scope claims them on its next decision.
     world.scope = EffectKind::ALL.into_iter().collect();
     world.advance(Span::seconds(5));
@@ -177,6 +178,7 @@ fn duplicate_verdict_sends_one_reboot() {
         1,
         "reboots after the verdicts"
     );
+
     // Both verdicts delivered again while the reboot is claimed.
     for verdict in [&fault, &healthy] {
         let again = world.observe(&Observation::HealthCheckFinished(verdict.clone()));
@@ -186,6 +188,7 @@ fn duplicate_verdict_sends_one_reboot() {
             again.writes
         );
     }
+
     // And again, with newer versions, after the reboot command was sent.
     world.run_effects();
     for verdict in [fault, healthy] {

@@ -70,10 +70,10 @@ fn restart_reuses_launch_spec() {
     }
     assert_eq!(tokens.len(), 2, "distinct startedBy tokens {tokens:?}");
     world.run_effects();
-    for rank in 0..2 {
+    for (rank, first_id) in FIRST_TASKS.iter().take(2).enumerate() {
         let id = world.rank_task(rank);
         let task = world.task(&id);
-        assert_ne!(id, FIRST_TASKS[rank], "rank {rank} has a new task");
+        assert_ne!(&id, first_id, "rank {rank} has a new task");
         assert_eq!(task.retry, 1, "retry of the new rank {rank}");
         assert_eq!(task.node_index_in_job as usize, rank, "rank of {id}");
         assert_eq!(task.node_name, node_name(rank), "node of {id}");
@@ -280,6 +280,7 @@ fn running_before_start_result_counts() {
     else {
         panic!("rank 1 start not claimed");
     };
+
     let early = "e4f5a6b7c8d94e0f8a1b2c3d4e5f6a7b";
     let run = TaskRun {
         task_arn: task_arn(early),

@@ -18,8 +18,8 @@ fn assert_episode_opened(world: &World, decision: &Decision, ranks: usize) {
     );
     assert_eq!(episode.nodes.len(), ranks, "episode nodes {episode:?}");
     assert_eq!(job.episodes_opened, 1, "episodes opened");
-    for rank in 1..ranks {
-        let sibling = FIRST_TASKS[rank];
+    for sibling in FIRST_TASKS.iter().take(ranks).skip(1) {
+        let sibling = *sibling;
         let stop = job
             .outbox
             .iter()
@@ -141,6 +141,7 @@ fn sibling_own_stop_changes_nothing() {
         "the sibling's stop claimed effects: {:?}",
         decision.effects
     );
+
     assert_eq!(
         world.job(),
         &job_before,
@@ -159,7 +160,7 @@ fn sibling_own_stop_changes_nothing() {
 
 #[test]
 fn sibling_stop_without_prefix_still_own() {
-    // The reason text may be cut or rewritten by ECS; the recorded
+    // ECS may cut or rewrite the reason text, so the recorded
     // stop_requested alone marks the stop as the engine's.
     let mut world = World::new(2);
     world.open_episode();
@@ -277,6 +278,7 @@ fn assert_fails_without_episode(
     let mut world = World::new(2);
     let stop = world.task_stop(FIRST_TASKS[0], stop_code, exit_codes, reason);
     let decision = world.observe(&Observation::TaskStopped(stop));
+
     let case = format!("{stop_code:?} {exit_codes:?}");
     assert_eq!(
         world.job().job_status,
