@@ -122,3 +122,21 @@ export function resolvePseudo(value: unknown, parameters = FIXTURE_PSEUDO_PARAME
   }
   return Object.fromEntries(Object.entries(object).map(([key, item]) => [key, resolvePseudo(item, parameters)]));
 }
+
+/** Path of the repository's Python virtualenv with cfn-lint and moto; VENV overrides it. */
+export function venvDir(): string {
+  return path.resolve(process.env.VENV ?? path.join(INFRA_DIR, '..', '.venv'));
+}
+
+/**
+ * Returns the cloud assembly folder to lint and deploy: the one that
+ * `cdk synth` wrote when CDK_OUT_DIR is set (test.sh sets it), otherwise an
+ * in-process synth of the default test configuration.
+ */
+export function assemblyDir(): string {
+  const fromCli = process.env.CDK_OUT_DIR;
+  if (fromCli !== undefined && fromCli !== '') {
+    return path.resolve(fromCli);
+  }
+  return synthesize().outdir;
+}
