@@ -527,6 +527,44 @@ fn permutations(items: &[usize]) -> Vec<Vec<usize>> {
     all
 }
 
+/// Delivers the initial health-check exit codes in every order and returns
+/// the outcome of each. Every result arrives at the same instant, so that
+/// only the order differs between the runs.
+fn outcomes_by_order(policy: &Policy, codes: &[i32]) -> Vec<(Vec<usize>, String)> {
+    let ranks = codes.len();
+    let mut outcomes = Vec::new();
+    let order: Vec<usize> = (0..ranks).collect();
+    for order in permutations(&order) {
+        let mut world = World::with_policy(ranks, policy.clone());
+        world.open_episode();
+        world.advance(Span::minutes(5));
+        for rank in &order {
+            world.finish_check(node_name(*rank), codes[*rank]);
+        }
+        world.run_effects();
+        outcomes.push((order, outcome(&world)));
+    }
+    outcomes
+}
+
+#[test]
+fn breaker_outcome_ignores_verdict_order() {
+    let policy = Policy {
+        breaker_failures: 2,
+        ..Policy::default()
+    };
+    for codes in [&[1, 1, 0][..], &[1, 3, 2]] {
+        let outcomes = outcomes_by_order(&policy, codes);
+        let (first_order, first) = &outcomes[0];
+        for (order, other) in &outcomes[1..] {
+            assert_eq!(
+                other, first,
+                "exit codes {codes:?}: order {order:?} differs from order {first_order:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn verdict_order_never_changes_outcome() {
     let cases: [&[i32]; 8] = [
@@ -540,21 +578,7 @@ fn verdict_order_never_changes_outcome() {
         &[0, 2, 3],
     ];
     for codes in cases {
-        let ranks = codes.len();
-        let mut outcomes: Vec<(Vec<usize>, String)> = Vec::new();
-        let order: Vec<usize> = (0..ranks).collect();
-        for order in permutations(&order) {
-            let mut world = World::new(ranks);
-            world.open_episode();
-            // Every result arrives at the same instant, so that only the
-            // order differs between the runs.
-            world.advance(Span::minutes(5));
-            for rank in &order {
-                world.finish_check(node_name(*rank), codes[*rank]);
-            }
-            world.run_effects();
-            outcomes.push((order, outcome(&world)));
-        }
+        let outcomes = outcomes_by_order(&Policy::default(), codes);
         let (first_order, first) = &outcomes[0];
         for (order, other) in &outcomes[1..] {
             assert_eq!(

@@ -258,7 +258,7 @@ fn retry_never_exceeds_max() {
 #[test]
 fn running_before_start_result_counts() {
     // The RUNNING event of a restarted rank can arrive before the StartTask
-    // result is recorded; the entry point then adds the task's tags.
+    // result is recorded, and the entry point then adds the task's tags.
     let mut world = World::new(2);
     world.recover_to_restart();
     let rank0 = world.claimed_key(&format!("start:{JOB_ID}:1:0"));
