@@ -310,3 +310,85 @@ fn running_before_start_result_counts() {
     assert_eq!(world.task(early).retry, 1, "retry of rank 1");
     assert!(world.task(early).running, "rank 1 running");
 }
+
+/// Registers a two-node job from RUNNING events that arrive in `order`.
+pub(super) fn registered_world(order: [usize; 2]) -> World {
+    let mut world = World::new(2);
+    world.context.job = None;
+    world.context.tasks.clear();
+    for node in &mut world.context.nodes {
+        node.node_status = NodeStatus::Available;
+        node.job_id = None;
+    }
+    for rank in order {
+        let tags = BTreeMap::from([
+            ("jobtype".to_owned(), "training_job".to_owned()),
+            ("job_id".to_owned(), JOB_ID.to_owned()),
+            ("job_num_nodes".to_owned(), "2".to_owned()),
+            ("node_index_in_job".to_owned(), rank.to_string()),
+            ("team".to_owned(), "pretrain".to_owned()),
+        ]);
+        let node = world.node(node_name(rank)).clone();
+        let run = TaskRun {
+            task_arn: task_arn(FIRST_TASKS[rank]),
+            container_instance_arn: node.container_instance_arn.clone(),
+            task_definition_arn: TASK_DEFINITION.to_owned(),
+            started_by: None,
+            overrides: rank_overrides(rank, 2),
+            tags: Some(tags),
+            ec2_instance_id: node.ec2_instance_id.clone(),
+            version: 3,
+            at: world.now,
+        };
+        world.observe(&Observation::TaskRunning(run));
+    }
+    world
+}
+
+#[test]
+fn registered_job_restarts_with_tags() {
+    // Ranks whose RUNNING events arrive in rank order.
+    let mut world = registered_world([0, 1]);
+    assert_eq!(world.job().job_status, JobStatus::InProgress, "job");
+    assert_eq!(
+        world.job().assigned_nodes,
+        ["node-a", "node-b"],
+        "assigned nodes"
+    );
+    world.recover_to_restart();
+    let pending: Vec<&ClaimedEffect> = world
+        .claimed
+        .iter()
+        .filter(|c| matches!(c.effect, Effect::StartTrainingTask { .. }))
+        .collect();
+    assert_eq!(pending.len(), 2, "StartTask effects {pending:#?}");
+    for claimed in pending {
+        let Effect::StartTrainingTask {
+            node_name: node,
+            rank,
+            task_definition,
+            overrides,
+            tags,
+            ..
+        } = &claimed.effect
+        else {
+            unreachable!("filtered on StartTrainingTask");
+        };
+        let expected = usize::from(node != "node-a");
+        assert_eq!(*rank as usize, expected, "rank started on {node}");
+        assert_eq!(
+            task_definition, TASK_DEFINITION,
+            "task definition on {node}"
+        );
+        assert_eq!(
+            overrides,
+            &rank_overrides(expected, 2),
+            "overrides on {node}"
+        );
+        assert_eq!(
+            tags.get("team").map(String::as_str),
+            Some("pretrain"),
+            "tags on {node}: {tags:?}"
+        );
+    }
+}
