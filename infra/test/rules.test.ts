@@ -3,7 +3,8 @@ import { describe, test } from 'node:test';
 import type { FunctionName } from '../lib/config';
 import { matchesPattern } from './helpers/event-pattern';
 import { render } from './helpers/iam';
-import { loadFixture, resolvePseudo, resourcesOfType, synthesize, type CfnResource } from './helpers/synth';
+import { EVENT_CASES, OTHER_CLUSTER, withDetail } from './helpers/event-cases';
+import { resolvePseudo, resourcesOfType, synthesize, type CfnResource } from './helpers/synth';
 
 interface RuleTarget {
   Arn: unknown;
@@ -29,133 +30,8 @@ function patternOf(functionName: string, overrides: Record<string, string> = {})
   return resolvePseudo(pattern) as Record<string, unknown>;
 }
 
-/** Returns a copy of a fixture with fields of `detail` replaced. */
-function withDetail(name: string, detail: Record<string, unknown>): Record<string, unknown> {
-  const event = structuredClone(loadFixture(name));
-  Object.assign(event.detail as Record<string, unknown>, detail);
-  return event;
-}
-
-const OTHER_CLUSTER = 'arn:aws:ecs:us-west-2:111122223333:cluster/cpu-batch';
-
-// Each case: a description, the event, and whether each function's rule must match it.
-const CASES: [string, () => Record<string, unknown>, Record<string, boolean>][] = [
-  [
-    'training task exits 1',
-    () => loadFixture('task-stopped-exit1-gpu.json'),
-    { 'ecs-task-handler': true, 'dcgm-task-monitor': false, 'ecs-instance-monitor': false },
-  ],
-  [
-    'sibling stopped by StopTask',
-    () => loadFixture('task-stopped-sibling-after-stoptask.json'),
-    { 'ecs-task-handler': true, 'dcgm-task-monitor': false, 'ecs-instance-monitor': false },
-  ],
-  [
-    'rank finishes with 0',
-    () => loadFixture('task-stopped-exit0-complete.json'),
-    { 'ecs-task-handler': true, 'dcgm-task-monitor': false, 'ecs-instance-monitor': false },
-  ],
-  [
-    'task failed to start',
-    () => loadFixture('task-stopped-failed-to-start-nvml.json'),
-    { 'ecs-task-handler': true, 'dcgm-task-monitor': false, 'ecs-instance-monitor': false },
-  ],
-  [
-    'training task running',
-    () => withDetail('task-stopped-exit1-gpu.json', { lastStatus: 'RUNNING', desiredStatus: 'RUNNING' }),
-    { 'ecs-task-handler': true, 'dcgm-task-monitor': false, 'ecs-instance-monitor': false },
-  ],
-  [
-    'training task deprovisioning',
-    () => withDetail('task-stopped-exit1-gpu.json', { lastStatus: 'DEPROVISIONING' }),
-    { 'ecs-task-handler': true, 'dcgm-task-monitor': false, 'ecs-instance-monitor': false },
-  ],
-  [
-    'training task pending',
-    () => withDetail('task-stopped-exit1-gpu.json', { lastStatus: 'PENDING', desiredStatus: 'RUNNING' }),
-    { 'ecs-task-handler': false, 'dcgm-task-monitor': false, 'ecs-instance-monitor': false },
-  ],
-  [
-    'training task in another cluster',
-    () => withDetail('task-stopped-exit1-gpu.json', { clusterArn: OTHER_CLUSTER }),
-    { 'ecs-task-handler': false, 'dcgm-task-monitor': false, 'ecs-instance-monitor': false },
-  ],
-  [
-    'Fargate task elsewhere',
-    () => loadFixture('task-running-fargate-docs.json'),
-    { 'ecs-task-handler': false, 'dcgm-task-monitor': false, 'ecs-instance-monitor': false },
-  ],
-  [
-    'service task elsewhere',
-    () => loadFixture('task-stopped-user-initiated.json'),
-    { 'ecs-task-handler': false, 'dcgm-task-monitor': false, 'ecs-instance-monitor': false },
-  ],
-  [
-    'health check exits 1',
-    () => loadFixture('healthcheck-stopped-exit1-node-a.json'),
-    { 'ecs-task-handler': false, 'dcgm-task-monitor': true, 'ecs-instance-monitor': false },
-  ],
-  [
-    'health check exits 0',
-    () => loadFixture('healthcheck-stopped-exit0-node-b.json'),
-    { 'ecs-task-handler': false, 'dcgm-task-monitor': true, 'ecs-instance-monitor': false },
-  ],
-  [
-    'health check of a new revision',
-    () =>
-      withDetail('healthcheck-stopped-exit1-node-a.json', {
-        taskDefinitionArn: 'arn:aws:ecs:us-west-2:111122223333:task-definition/gpu-dcgm-health-check:42',
-      }),
-    { 'ecs-task-handler': false, 'dcgm-task-monitor': true, 'ecs-instance-monitor': false },
-  ],
-  [
-    'health check running',
-    () => withDetail('healthcheck-stopped-exit1-node-a.json', { lastStatus: 'RUNNING', desiredStatus: 'RUNNING' }),
-    { 'ecs-task-handler': false, 'dcgm-task-monitor': false, 'ecs-instance-monitor': false },
-  ],
-  [
-    'health check deprovisioning',
-    () => withDetail('healthcheck-stopped-exit1-node-a.json', { lastStatus: 'DEPROVISIONING' }),
-    { 'ecs-task-handler': false, 'dcgm-task-monitor': false, 'ecs-instance-monitor': false },
-  ],
-  [
-    'health check in another cluster',
-    () => withDetail('healthcheck-stopped-exit1-node-a.json', { clusterArn: OTHER_CLUSTER }),
-    { 'ecs-task-handler': false, 'dcgm-task-monitor': false, 'ecs-instance-monitor': false },
-  ],
-  [
-    'agent disconnects',
-    () => loadFixture('container-instance-agent-disconnected-node-a.json'),
-    { 'ecs-task-handler': false, 'dcgm-task-monitor': false, 'ecs-instance-monitor': true },
-  ],
-  [
-    'agent reconnects',
-    () => loadFixture('container-instance-agent-reconnected-node-a.json'),
-    { 'ecs-task-handler': false, 'dcgm-task-monitor': false, 'ecs-instance-monitor': true },
-  ],
-  [
-    'instance change without agentConnected',
-    () => {
-      const event = structuredClone(loadFixture('container-instance-agent-reconnected-node-a.json'));
-      delete (event.detail as Record<string, unknown>).agentConnected;
-      return event;
-    },
-    { 'ecs-task-handler': false, 'dcgm-task-monitor': false, 'ecs-instance-monitor': false },
-  ],
-  [
-    'instance in another cluster',
-    () => loadFixture('container-instance-change-docs.json'),
-    { 'ecs-task-handler': false, 'dcgm-task-monitor': false, 'ecs-instance-monitor': false },
-  ],
-  [
-    'event from another source',
-    () => ({ ...loadFixture('task-stopped-exit1-gpu.json'), source: 'custom.ecs' }),
-    { 'ecs-task-handler': false, 'dcgm-task-monitor': false, 'ecs-instance-monitor': false },
-  ],
-];
-
 describe('event patterns', () => {
-  for (const [description, event, expected] of CASES) {
+  for (const { description, event, expected } of EVENT_CASES) {
     for (const [functionName, shouldMatch] of Object.entries(expected)) {
       test(`${functionName} ${shouldMatch ? 'matches' : 'skips'} ${description}`, () => {
         const pattern = patternOf(functionName);
