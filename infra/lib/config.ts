@@ -15,7 +15,9 @@ export type FunctionName = (typeof FUNCTION_NAMES)[number];
 
 /**
  * Policy knobs that the functions read from their environment. Each is passed
- * through only when configured, so the Rust defaults apply otherwise.
+ * through only when configured, so the Rust defaults apply otherwise. The
+ * limits below match the checks of `Policy::from_lookup` in crates/domain, so
+ * a value that synth accepts also starts the functions.
  */
 export const POLICY_KNOB_NAMES = [
   'MAX_RETRIES',
@@ -23,6 +25,7 @@ export const POLICY_KNOB_NAMES = [
   'HEALTH_CHECK_TIMEOUT_SECONDS',
   'REBOOT_TIMEOUT_SECONDS',
   'RESTART_TIMEOUT_SECONDS',
+  'RUNNING_POLL_SECONDS',
   'MAX_CONCURRENT_REBOOTS',
   'CIRCUIT_BREAKER_FAILURES',
   'CIRCUIT_BREAKER_WINDOW_SECONDS',
@@ -131,6 +134,12 @@ export function readRawConfig(
   return raw;
 }
 
+/** Lambda timeout when LAMBDA_TIMEOUT_SECONDS is unset, in seconds. */
+export const DEFAULT_TIMEOUT_SECONDS = 60;
+
+/** The functions' own default for EFFECT_LEASE_SECONDS, which must exceed the Lambda timeout. */
+export const DEFAULT_EFFECT_LEASE_SECONDS = 120;
+
 // A parser returns the normalized value, or throws a message that states the expected form.
 type Parser<T> = (text: string) => T;
 
@@ -188,7 +197,8 @@ function commaSeparated<T>(item: Parser<T>, expected: string): Parser<T[]> {
   };
 }
 
-const anyPositiveSeconds = integerIn(1, Number.MAX_SAFE_INTEGER, 'seconds');
+// One week, the longest duration the functions accept for any policy knob.
+const policySeconds = integerIn(1, 604800, 'seconds');
 
 // DynamoDB table names: 3 to 255 of letters, digits, underscore, hyphen and period.
 const tableName = matching(
@@ -240,30 +250,31 @@ const topicName = matching(/^[A-Za-z0-9_-]{1,256}$/, '1 to 256 letters, digits, 
 
 const displayName = matching(/^.{1,100}$/u, 'a display name of 1 to 100 characters');
 
-// ECS attribute names: letters, digits, hyphens, underscores, periods and slashes, up to 128 characters.
 const attributeName = matching(
-  /^[A-Za-z0-9][A-Za-z0-9_./-]{0,127}$/,
-  'an ECS attribute name: 1 to 128 letters, digits, underscores, hyphens, periods or slashes',
+  /^[A-Za-z0-9_./@-]{1,128}$/,
+  'an ECS attribute name: 1 to 128 letters, digits, hyphens, underscores, periods, at signs or slashes',
 );
 
+// Exit 0 is a task that finished, so it can never mean a GPU fault.
 const exitCodes: Parser<string> = (text) =>
-  commaSeparated(integerIn(0, 255), 'comma-separated exit codes, each a whole number from 0 to 255')(text).join(',');
+  commaSeparated(integerIn(1, 255), 'comma-separated exit codes, each a whole number from 1 to 255')(text).join(',');
 
 /** Parser of each policy knob; each returns the text handed to the functions. */
 const POLICY_KNOB_PARSERS: Record<PolicyKnobName, Parser<string>> = {
-  MAX_RETRIES: (text) => String(integerIn(0, Number.MAX_SAFE_INTEGER)(text)),
+  MAX_RETRIES: (text) => String(integerIn(0, 100)(text)),
   HEALTH_CHECK_EXIT_CODES: exitCodes,
-  HEALTH_CHECK_TIMEOUT_SECONDS: (text) => String(anyPositiveSeconds(text)),
-  REBOOT_TIMEOUT_SECONDS: (text) => String(anyPositiveSeconds(text)),
-  RESTART_TIMEOUT_SECONDS: (text) => String(anyPositiveSeconds(text)),
+  HEALTH_CHECK_TIMEOUT_SECONDS: (text) => String(policySeconds(text)),
+  REBOOT_TIMEOUT_SECONDS: (text) => String(policySeconds(text)),
+  RESTART_TIMEOUT_SECONDS: (text) => String(policySeconds(text)),
+  RUNNING_POLL_SECONDS: (text) => String(policySeconds(text)),
   MAX_CONCURRENT_REBOOTS: (text) => String(integerIn(1, Number.MAX_SAFE_INTEGER)(text)),
   CIRCUIT_BREAKER_FAILURES: (text) => String(integerIn(1, Number.MAX_SAFE_INTEGER)(text)),
-  CIRCUIT_BREAKER_WINDOW_SECONDS: (text) => String(anyPositiveSeconds(text)),
+  CIRCUIT_BREAKER_WINDOW_SECONDS: (text) => String(policySeconds(text)),
   UNFIXABLE_NODE_ACTION: oneOf(['quarantine', 'mark_failed']),
   INCONCLUSIVE_NODE_ACTION: oneOf(['reboot_once', 'quarantine']),
   DRY_RUN: oneOf(['true', 'false']),
   NODE_STATUS_ATTRIBUTE: attributeName,
-  EFFECT_LEASE_SECONDS: (text) => String(anyPositiveSeconds(text)),
+  EFFECT_LEASE_SECONDS: (text) => String(policySeconds(text)),
 };
 
 /**
@@ -328,7 +339,7 @@ export function parseConfig(raw: RawConfig): RecoveryConfig {
     healthCheckFamily: field('DCGM_HEALTH_CHECK_TASK', ecsName, 'gpu-dcgm-health-check'),
     topicName: field('SNS_TOPIC_NAME', topicName, 'ecs-gpu-recovery-notifications'),
     topicDisplayName: field('SNS_TOPIC_DISPLAY_NAME', displayName, 'ECS GPU recovery'),
-    lambdaTimeoutSeconds: field('LAMBDA_TIMEOUT_SECONDS', integerIn(1, 900, 'seconds'), 120),
+    lambdaTimeoutSeconds: field('LAMBDA_TIMEOUT_SECONDS', integerIn(1, 900, 'seconds'), DEFAULT_TIMEOUT_SECONDS),
     lambdaMemorySizeMb: field('LAMBDA_MEMORY_SIZE', integerIn(128, 10240, 'MB'), 256),
     lambdaArchitecture: field('LAMBDA_ARCHITECTURE', oneOf(['x86_64', 'arm64'] as const), 'x86_64'),
     logRetentionDays: field('LOG_RETENTION_DAYS', retentionDays, 30),
@@ -348,6 +359,17 @@ export function parseConfig(raw: RawConfig): RecoveryConfig {
     lambdaAssetDir,
     policyKnobs,
   };
+
+  // Another run may retry a claimed action once its lease expires, so the lease must outlast
+  // the run that claimed it. Skipped when either value was already reported as invalid.
+  const lease = Number(config.policyKnobs.EFFECT_LEASE_SECONDS ?? DEFAULT_EFFECT_LEASE_SECONDS);
+  const invalidTiming = problems.some((problem) => /^(LAMBDA_TIMEOUT_SECONDS|EFFECT_LEASE_SECONDS) /.test(problem));
+  if (!invalidTiming && lease <= config.lambdaTimeoutSeconds) {
+    problems.push(
+      `EFFECT_LEASE_SECONDS is ${lease}, expected more than LAMBDA_TIMEOUT_SECONDS (${config.lambdaTimeoutSeconds}), ` +
+        'because another run may retry a claimed action once its lease expires',
+    );
+  }
 
   if (problems.length > 0) {
     throw new ConfigError(problems);

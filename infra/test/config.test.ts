@@ -70,14 +70,14 @@ describe('configuration parsing', () => {
       HEALTH_CHECK_EXIT_CODES: '1, 3,4',
       DRY_RUN: 'true',
       UNFIXABLE_NODE_ACTION: 'mark_failed',
-      NODE_STATUS_ATTRIBUTE: 'gpu.recovery/status',
+      NODE_STATUS_ATTRIBUTE: 'gpu.recovery/status@v1',
     });
     assert.deepEqual(config.policyKnobs, {
       MAX_RETRIES: '0',
       HEALTH_CHECK_EXIT_CODES: '1,3,4',
       DRY_RUN: 'true',
       UNFIXABLE_NODE_ACTION: 'mark_failed',
-      NODE_STATUS_ATTRIBUTE: 'gpu.recovery/status',
+      NODE_STATUS_ATTRIBUTE: 'gpu.recovery/status@v1',
     });
   });
 
@@ -108,6 +108,7 @@ const INVALID_VALUES: [string, string, string][] = [
   ['SNS_TOPIC_NAME', 'alerts.fifo', '1 to 256 letters'],
   ['SNS_TOPIC_DISPLAY_NAME', 'x'.repeat(101), '1 to 100 characters'],
   ['LAMBDA_TIMEOUT_SECONDS', '901', 'a whole number from 1 to 900 (seconds)'],
+  ['LAMBDA_TIMEOUT_SECONDS', '0', 'a whole number from 1 to 900 (seconds)'],
   ['LAMBDA_TIMEOUT_SECONDS', '1.5', 'a whole number from 1 to 900 (seconds)'],
   ['LAMBDA_MEMORY_SIZE', '64', 'a whole number from 128 to 10240 (MB)'],
   ['LAMBDA_ARCHITECTURE', 'aarch64', 'one of x86_64, arm64'],
@@ -119,20 +120,23 @@ const INVALID_VALUES: [string, string, string][] = [
   ['REBOOT_INSTANCE_TAG', 'aws:owner=me', 'KEY=VALUE'],
   ['HEALTH_CHECK_LOG_GROUP', 'logs with spaces', 'a log group name'],
   ['TABLE_REMOVAL_POLICY', 'snapshot', 'one of retain, destroy'],
-  ['MAX_RETRIES', '-1', 'a whole number of at least 0'],
+  ['MAX_RETRIES', '-1', 'a whole number from 0 to 100'],
+  ['MAX_RETRIES', '101', 'a whole number from 0 to 100'],
   ['HEALTH_CHECK_EXIT_CODES', '1,256', 'comma-separated exit codes'],
+  ['HEALTH_CHECK_EXIT_CODES', '0', 'each a whole number from 1 to 255'],
   ['HEALTH_CHECK_EXIT_CODES', 'one', 'comma-separated exit codes'],
-  ['HEALTH_CHECK_TIMEOUT_SECONDS', '0', 'a whole number of at least 1 (seconds)'],
-  ['REBOOT_TIMEOUT_SECONDS', '20m', 'a whole number of at least 1 (seconds)'],
-  ['RESTART_TIMEOUT_SECONDS', '-5', 'a whole number of at least 1 (seconds)'],
+  ['HEALTH_CHECK_TIMEOUT_SECONDS', '0', 'a whole number from 1 to 604800 (seconds)'],
+  ['REBOOT_TIMEOUT_SECONDS', '20m', 'a whole number from 1 to 604800 (seconds)'],
+  ['RESTART_TIMEOUT_SECONDS', '-5', 'a whole number from 1 to 604800 (seconds)'],
+  ['RUNNING_POLL_SECONDS', '604801', 'a whole number from 1 to 604800 (seconds)'],
   ['MAX_CONCURRENT_REBOOTS', '0', 'a whole number of at least 1'],
   ['CIRCUIT_BREAKER_FAILURES', 'five', 'a whole number of at least 1'],
-  ['CIRCUIT_BREAKER_WINDOW_SECONDS', '3600.0', 'a whole number of at least 1 (seconds)'],
+  ['CIRCUIT_BREAKER_WINDOW_SECONDS', '3600.0', 'a whole number from 1 to 604800 (seconds)'],
   ['UNFIXABLE_NODE_ACTION', 'drain', 'one of quarantine, mark_failed'],
   ['INCONCLUSIVE_NODE_ACTION', 'reboot', 'one of reboot_once, quarantine'],
   ['DRY_RUN', 'yes', 'one of true, false'],
   ['NODE_STATUS_ATTRIBUTE', 'status attribute', 'an ECS attribute name'],
-  ['EFFECT_LEASE_SECONDS', '99999999999999999999', 'a whole number of at least 1 (seconds)'],
+  ['EFFECT_LEASE_SECONDS', '99999999999999999999', 'a whole number from 1 to 604800 (seconds)'],
 ];
 
 describe('invalid configuration', () => {
@@ -162,6 +166,16 @@ describe('invalid configuration', () => {
     assert.equal(problems.length, 1);
     assert.match(problems[0], /^LAMBDA_ASSET_DIR is "\/nonexistent\/lambda", expected a folder/);
     assert.ok(problems[0].includes('/nonexistent/lambda/recovery-watchdog/bootstrap.zip'), problems[0]);
+  });
+
+  test('lease must outlast the timeout', () => {
+    const problems = problemsOf({ LAMBDA_TIMEOUT_SECONDS: '300' });
+    assert.deepEqual(problems, [
+      'EFFECT_LEASE_SECONDS is 120, expected more than LAMBDA_TIMEOUT_SECONDS (300), ' +
+        'because another run may retry a claimed action once its lease expires',
+    ]);
+    assert.equal(parse({ LAMBDA_TIMEOUT_SECONDS: '300', EFFECT_LEASE_SECONDS: '301' }).lambdaTimeoutSeconds, 300);
+    assert.equal(problemsOf({ LAMBDA_TIMEOUT_SECONDS: '90', EFFECT_LEASE_SECONDS: '90' }).length, 1);
   });
 
   test('all problems are reported together', () => {

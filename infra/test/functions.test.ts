@@ -33,6 +33,7 @@ const ALL_KNOBS: Record<string, string> = {
   HEALTH_CHECK_TIMEOUT_SECONDS: '900',
   REBOOT_TIMEOUT_SECONDS: '600',
   RESTART_TIMEOUT_SECONDS: '300',
+  RUNNING_POLL_SECONDS: '900',
   MAX_CONCURRENT_REBOOTS: '2',
   CIRCUIT_BREAKER_FAILURES: '10',
   CIRCUIT_BREAKER_WINDOW_SECONDS: '7200',
@@ -40,7 +41,7 @@ const ALL_KNOBS: Record<string, string> = {
   INCONCLUSIVE_NODE_ACTION: 'quarantine',
   DRY_RUN: 'true',
   NODE_STATUS_ATTRIBUTE: 'gpu-recovery.status',
-  EFFECT_LEASE_SECONDS: '60',
+  EFFECT_LEASE_SECONDS: '90',
 };
 
 describe('functions', () => {
@@ -57,7 +58,7 @@ describe('functions', () => {
       assert.equal(props.Runtime, 'provided.al2023');
       assert.equal(props.Handler, 'bootstrap');
       assert.deepEqual(props.Architectures, ['x86_64']);
-      assert.equal(props.Timeout, 120);
+      assert.equal(props.Timeout, 60);
       assert.equal(props.MemorySize, 256);
     });
 
@@ -130,7 +131,12 @@ describe('functions', () => {
   });
 
   test('sizing and architecture from config', () => {
-    const overrides = { LAMBDA_TIMEOUT_SECONDS: '300', LAMBDA_MEMORY_SIZE: '1024', LAMBDA_ARCHITECTURE: 'arm64' };
+    const overrides = {
+      LAMBDA_TIMEOUT_SECONDS: '300',
+      EFFECT_LEASE_SECONDS: '600',
+      LAMBDA_MEMORY_SIZE: '1024',
+      LAMBDA_ARCHITECTURE: 'arm64',
+    };
     for (const name of allFunctionNames()) {
       const props = propertiesOf(name, overrides);
       assert.equal(props.Timeout, 300, name);
