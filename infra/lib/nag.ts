@@ -3,9 +3,9 @@ import type * as iam from 'aws-cdk-lib/aws-iam';
 import type { RecoveryStack } from './recovery-stack';
 
 /**
- * Why each wildcard resource in the runtime statements is as narrow as IAM
- * allows, by statement id. cdk-nag reports each wildcard resource as one
- * AwsSolutions-IAM5 finding on the role's policy.
+ * Reason, per statement Sid, that each wildcard resource of the runtime
+ * statements is as narrow as IAM allows. cdk-nag reports each wildcard
+ * resource as one AwsSolutions-IAM5 finding on the role's policy.
  */
 const WILDCARD_REASONS: Record<string, string> = {
   EcsTasksInCluster:

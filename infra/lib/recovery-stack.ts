@@ -75,8 +75,8 @@ export class RecoveryStack extends Stack {
     new CfnOutput(this, 'DashboardName', { value: DASHBOARD_NAME });
   }
 
-  // CloudWatch alarms can publish to an encrypted topic only through a customer managed key whose
-  // policy lets CloudWatch use it; the AWS managed SNS key (alias/aws/sns) does not allow that.
+  // CloudWatch alarms can publish to an encrypted topic only when the key policy lets CloudWatch
+  // use the key. The AWS managed SNS key (alias/aws/sns) does not, so the topic has its own key.
   private createTopicKey(): kms.Key {
     const key = new kms.Key(this, 'NotificationKey', {
       description: 'Encrypts the ECS GPU recovery notification topic',
@@ -120,8 +120,8 @@ export class RecoveryStack extends Stack {
       }),
     );
 
-    // Publishing to a KMS-encrypted topic needs the key as well; the key policy grants it to this
-    // role only for calls that SNS makes, so the role's own policy names SNS alone.
+    // Publishing to a KMS-encrypted topic needs the key as well. The key policy grants it to this
+    // role for calls that SNS makes only, so the role's own policy names SNS alone.
     this.topicKey.addToResourcePolicy(
       new iam.PolicyStatement({
         sid: `AllowPublishFrom${pascalCase(name)}`,
@@ -158,11 +158,11 @@ export class RecoveryStack extends Stack {
       environment: functionEnvironment(name, config, this.tables, this.topic.topicArn),
       deadLetterQueue,
       // Two watchdog runs must never overlap, because both would act on the same timed-out
-      // episodes; with one reserved instance a tick that arrives while a run is still going
+      // episodes. With one reserved instance, a tick that arrives while a run is still going
       // waits instead of starting a second run. The event-driven functions serialize their
       // effects through conditional writes in DynamoDB, so they run concurrently.
       reservedConcurrentExecutions: isWatchdog ? 1 : undefined,
-      // A waiting watchdog tick is dropped once the next one is due; a failed tick is not
+      // A waiting watchdog tick is dropped once the next one is due. A failed tick is not
       // retried, because the next tick repeats the same checks.
       retryAttempts: isWatchdog ? 0 : 2,
       maxEventAge: isWatchdog ? Duration.minutes(4) : Duration.hours(6),

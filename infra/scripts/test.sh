@@ -35,10 +35,11 @@ if [ -z "${MOTO_ENDPOINT:-}" ]; then
     trap stop_moto EXIT
 fi
 
-# Synth and the tests run with a minimal environment: no AWS credentials or
-# profile, no instance metadata lookups, no CDK telemetry or version check,
-# and a proxy on a closed local port, so any request meant for the internet
-# fails at once instead of leaving this machine. moto on 127.0.0.1 is exempt.
+# Synth and the tests run with a minimal environment. It has no AWS
+# credentials or profile, and it turns off instance metadata lookups and the
+# CDK CLI's telemetry and version check. Its proxy is a closed local port, so
+# a request meant for the internet fails at once instead of leaving this
+# machine. Requests to moto on 127.0.0.1 bypass the proxy.
 offline_env=(
     env -i
     PATH="$PATH"

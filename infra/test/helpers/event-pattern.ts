@@ -1,11 +1,12 @@
 /**
- * EventBridge event pattern matching for the operators the rules use:
- * exact values, prefix, anything-but (value, list or prefix), exists and
- * numeric. It follows the EventBridge user guide, "Creating event patterns":
- * every field named in the pattern must match (exists: false excepted), a
- * field matches when its value equals any listed value, and an array value
- * in the event matches when any of its elements does. An operator this
- * module does not know raises an error, so no pattern matches by accident.
+ * EventBridge event pattern matching for the operators the rules use: exact
+ * values, prefix, anything-but (a value, a list or a prefix), exists and
+ * numeric. The semantics follow the EventBridge user guide page "Comparison
+ * operators for use in event patterns in Amazon EventBridge". Every field that
+ * the pattern names must match, except that `exists: false` matches a missing
+ * field. A field matches when its value equals any listed value, and an array
+ * in the event matches when any of its elements does. An operator this module
+ * does not know raises an error, so no pattern matches by accident.
  */
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -92,17 +93,17 @@ function matchNumeric(conditions: unknown[], value: number): boolean {
   for (let i = 0; i < conditions.length; i += 2) {
     const operator = conditions[i];
     const bound = Number(conditions[i + 1]);
-    const holds =
+    const satisfied =
       operator === '=' ? value === bound
       : operator === '<' ? value < bound
       : operator === '<=' ? value <= bound
       : operator === '>' ? value > bound
       : operator === '>=' ? value >= bound
       : undefined;
-    if (holds === undefined) {
+    if (satisfied === undefined) {
       throw new Error(`Unsupported numeric operator ${String(operator)}`);
     }
-    if (!holds) {
+    if (!satisfied) {
       return false;
     }
   }
