@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::records::CheckPhase;
 use crate::status::NodeStatus;
-use crate::time::Timestamp;
+use crate::time::{Span, Timestamp};
 use crate::verdict::Verdict;
 
 /// One side effect on ECS, SSM or SNS.
@@ -154,6 +154,27 @@ pub struct Intent {
     pub attempts: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// After a failed attempt, the earliest time the intent may be claimed again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<Timestamp>,
+}
+
+/// Base of the backoff after a failed effect: 10 s, doubling per attempt.
+pub const RETRY_BACKOFF_BASE: Span = Span::seconds(10);
+
+/// Delay before retrying an effect that failed `attempts` times: capped,
+/// exponential, and never zero, so a failed call is not retried in the same
+/// invocation that saw it fail.
+#[must_use]
+pub fn retry_backoff(attempts: u32, cap: Span) -> Span {
+    let factor = 1_i64 << attempts.saturating_sub(1).min(16);
+    Span(
+        RETRY_BACKOFF_BASE
+            .0
+            .saturating_mul(factor)
+            .min(cap.0)
+            .max(RETRY_BACKOFF_BASE.0),
+    )
 }
 
 /// An effect that this decision claimed, for the runner to perform now.
@@ -170,9 +191,9 @@ pub struct ClaimedEffect {
 pub enum EffectResult {
     /// The effect is done and returned nothing worth recording.
     Done,
-    /// A StartTask call started (or had already started) this task.
+    /// A `StartTask` call started (or had already started) this task.
     TaskStarted { task_arn: String },
-    /// SendCommand sent (or had already sent) this command.
+    /// `SendCommand` sent (or had already sent) this command.
     CommandSent { command_id: String },
     /// The call was rejected for good, for example a placement failure.
     Rejected { reason: String },

@@ -87,6 +87,9 @@ pub struct LaunchSpec {
 /// The launch of one rank: where it runs and its ECS task overrides.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RankLaunch {
+    /// The rank (`node_index_in_job`) this launch starts.
+    #[serde(default)]
+    pub rank: u32,
     pub node_name: String,
     pub container_instance_arn: String,
     /// ECS `TaskOverride` JSON (`containerOverrides` and the rest), as given.
@@ -253,6 +256,9 @@ pub struct NodeRecord {
     /// The reboot of the current episode, once requested.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reboot: Option<RebootRun>,
+    /// When the node started waiting for a reboot slot, while it waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reboot_queued_at: Option<Timestamp>,
     /// Highest ECS container instance `detail.version` applied while rebooting.
     #[serde(default)]
     pub instance_event_version: u64,
@@ -274,7 +280,7 @@ pub struct HealthCheckRun {
     pub episode_id: String,
     pub phase: CheckPhase,
     pub requested_at: Timestamp,
-    /// Set when ECS accepted the StartTask call.
+    /// Set when ECS accepted the `StartTask` call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_id: Option<String>,
 }
@@ -286,7 +292,7 @@ pub struct RebootRun {
     pub requested_at: Timestamp,
     /// The verdict that called for the reboot.
     pub cause: Verdict,
-    /// SSM command id, once SendCommand succeeded.
+    /// SSM command id, once `SendCommand` succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command_id: Option<String>,
     /// When the agent was seen disconnected after the request.
@@ -374,6 +380,7 @@ impl NodeRecord {
             episode_id: None,
             health_check: None,
             reboot: None,
+            reboot_queued_at: None,
             instance_event_version: 0,
             deadline: None,
             status_reason: None,

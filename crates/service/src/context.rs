@@ -49,15 +49,14 @@ where
     match observation {
         Observation::TaskStopped(ref stop) => {
             let id = last_arn_segment(&stop.task_arn);
-            match store.get_task(id).await? {
-                Some(task) => Ok(Some((JobRef::new(&task.job_id), observation))),
-                None => {
-                    tracing::info!(
-                        task_id = id,
-                        "stopped task is not in the task table; skipped"
-                    );
-                    Ok(None)
-                }
+            if let Some(task) = store.get_task(id).await? {
+                Ok(Some((JobRef::new(&task.job_id), observation)))
+            } else {
+                tracing::info!(
+                    task_id = id,
+                    "stopped task is not in the task table; skipped"
+                );
+                Ok(None)
             }
         }
         Observation::TaskRunning(mut run) => {
@@ -98,63 +97,8 @@ where
             Ok(Some((job, Observation::TaskRunning(run))))
         }
         Observation::HealthCheckFinished(ref result) => {
-            let id = last_arn_segment(&result.task_arn).to_owned();
-            if let Some(task) = store.get_task(&id).await? {
-                return Ok(Some((JobRef::new(&task.job_id), observation)));
-            }
-            // The check finished before its StartTask result was recorded:
-            // its tags say which job and episode it belongs to.
-            let Some(description) = engine
-                .ports
-                .cluster
-                .describe_task(&result.task_arn, true)
-                .await?
-            else {
-                tracing::warn!(task_id = %id, "health-check task is unknown to the table and to ECS; skipped");
-                return Ok(None);
-            };
-            let (Some(job_id), Some(episode)) = (
-                description.tags.get(TAG_JOB_ID),
-                description.tags.get(TAG_EPISODE),
-            ) else {
-                tracing::info!(task_id = %id, "health-check task has no job_id or recovery_episode tag; not started by the engine");
-                return Ok(None);
-            };
-            let phase = match description.tags.get(TAG_PHASE).map(String::as_str) {
-                Some("post_reboot") => CheckPhase::PostReboot,
-                _ => CheckPhase::Initial,
-            };
-            let node = store
-                .node_by_container_instance(&result.container_instance_arn)
-                .await?;
-            let mut job = JobRef::new(job_id);
-            job.container_instances
-                .push(result.container_instance_arn.clone());
-            job.provisional_tasks.push(TaskRecord {
-                ecs_task_id: id.clone(),
-                task_arn: result.task_arn.clone(),
-                job_id: job_id.clone(),
-                kind: TaskKind::HealthCheck,
-                task_status: TaskStatus::InProgress,
-                node_name: node.map(|n| n.node_name).unwrap_or_default(),
-                node_index_in_job: 0,
-                job_num_nodes: 0,
-                container_instance_arn: result.container_instance_arn.clone(),
-                container_inst_id: last_arn_segment(&result.container_instance_arn).to_owned(),
-                cluster_name: engine.config.cluster_name.clone(),
-                task_def_arn: description.task_definition_arn,
-                retry: 0,
-                episode_id: Some(episode.clone()),
-                phase: Some(phase),
-                event_version: 0,
-                running: false,
-                stop_requested: None,
-                stop: None,
-                version: 0,
-                created_at: None,
-                updated_at: None,
-            });
-            Ok(Some((job, observation)))
+            let job = resolve_check(engine, result).await?;
+            Ok(job.map(|job| (job, observation)))
         }
         Observation::InstanceChanged(ref change) => {
             let Some(node) = store
@@ -175,6 +119,79 @@ where
         }
         Observation::Tick(_) | Observation::EffectApplied { .. } => Ok(None),
     }
+}
+
+/// Finds the job of a finished health check, reading the task's tags when
+/// the check finished before its `StartTask` result was recorded.
+async fn resolve_check<S, C, H, N, M>(
+    engine: &Engine<S, C, H, N, M>,
+    result: &gpu_recovery_domain::observation::HealthCheckResult,
+) -> Result<Option<JobRef>, EngineError>
+where
+    S: RecordStore,
+    C: Cluster,
+    H: HostControl,
+    N: Notifier,
+    M: Metrics,
+{
+    let store = &engine.ports.store;
+    let id = last_arn_segment(&result.task_arn).to_owned();
+    if let Some(task) = store.get_task(&id).await? {
+        return Ok(Some(JobRef::new(&task.job_id)));
+    }
+    // The check finished before its StartTask result was recorded:
+    // its tags say which job and episode it belongs to.
+    let Some(description) = engine
+        .ports
+        .cluster
+        .describe_task(&result.task_arn, true)
+        .await?
+    else {
+        tracing::warn!(task_id = %id, "health-check task is unknown to the table and to ECS; skipped");
+        return Ok(None);
+    };
+    let (Some(job_id), Some(episode)) = (
+        description.tags.get(TAG_JOB_ID),
+        description.tags.get(TAG_EPISODE),
+    ) else {
+        tracing::info!(task_id = %id, "health-check task has no job_id or recovery_episode tag; not started by the engine");
+        return Ok(None);
+    };
+    let phase = match description.tags.get(TAG_PHASE).map(String::as_str) {
+        Some("post_reboot") => CheckPhase::PostReboot,
+        _ => CheckPhase::Initial,
+    };
+    let node = store
+        .node_by_container_instance(&result.container_instance_arn)
+        .await?;
+    let mut job = JobRef::new(job_id);
+    job.container_instances
+        .push(result.container_instance_arn.clone());
+    job.provisional_tasks.push(TaskRecord {
+        ecs_task_id: id.clone(),
+        task_arn: result.task_arn.clone(),
+        job_id: job_id.clone(),
+        kind: TaskKind::HealthCheck,
+        task_status: TaskStatus::InProgress,
+        node_name: node.map(|n| n.node_name).unwrap_or_default(),
+        node_index_in_job: 0,
+        job_num_nodes: 0,
+        container_instance_arn: result.container_instance_arn.clone(),
+        container_inst_id: last_arn_segment(&result.container_instance_arn).to_owned(),
+        cluster_name: engine.config.cluster_name.clone(),
+        task_def_arn: description.task_definition_arn,
+        retry: 0,
+        episode_id: Some(episode.clone()),
+        phase: Some(phase),
+        event_version: 0,
+        running: false,
+        stop_requested: None,
+        stop: None,
+        version: 0,
+        created_at: None,
+        updated_at: None,
+    });
+    Ok(Some(job))
 }
 
 /// Loads the job, its tasks and nodes, and the safety record.
@@ -316,7 +333,7 @@ where
             {
                 Ok(status) => reboot_command = status,
                 Err(error) => {
-                    tracing::warn!(node = %node.node_name, error = %error, "could not read the reboot command status")
+                    tracing::warn!(node = %node.node_name, error = %error, "could not read the reboot command status");
                 }
             }
         }

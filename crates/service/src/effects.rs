@@ -100,41 +100,7 @@ where
             container_instance_arn,
             token,
             ..
-        } => {
-            // The instance id comes from ECS, never from an event field, and
-            // must look like an EC2 id before it reaches SSM.
-            let Some(instance) = cluster
-                .describe_container_instance(container_instance_arn)
-                .await?
-            else {
-                return Ok(EffectResult::Rejected {
-                    reason: format!("container instance of node {node_name} no longer exists"),
-                });
-            };
-            let instance_id = instance.ec2_instance_id;
-            if !is_ec2_instance_id(&instance_id) {
-                return Ok(EffectResult::Rejected {
-                    reason: format!(
-                        "ECS reported instance id {instance_id:?} for node {node_name}, which is not an EC2 instance id"
-                    ),
-                });
-            }
-            let host = &engine.ports.host;
-            if let Some(command_id) = host.find_reboot(&instance_id, token).await? {
-                return Ok(EffectResult::CommandSent { command_id });
-            }
-            if !host.is_reachable(&instance_id).await? {
-                return Ok(EffectResult::Rejected {
-                    reason: format!(
-                        "SSM cannot reach instance {instance_id} of node {node_name} (not managed or offline)"
-                    ),
-                });
-            }
-            match host.reboot(&instance_id, token).await? {
-                RebootOutcome::Sent { command_id } => Ok(EffectResult::CommandSent { command_id }),
-                RebootOutcome::Rejected { reason } => Ok(EffectResult::Rejected { reason }),
-            }
-        }
+        } => reboot(engine, node_name, container_instance_arn, token).await,
         Effect::SetNodeAttribute {
             container_instance_arn,
             value,
@@ -160,6 +126,56 @@ where
             engine.ports.notifier.publish(notification).await?;
             Ok(EffectResult::Done)
         }
+    }
+}
+
+/// Sends the reboot command unless one was sent with the same token.
+async fn reboot<S, C, H, N, M>(
+    engine: &Engine<S, C, H, N, M>,
+    node_name: &str,
+    container_instance_arn: &str,
+    token: &str,
+) -> Result<EffectResult, CallError>
+where
+    S: RecordStore,
+    C: Cluster,
+    H: HostControl,
+    N: Notifier,
+    M: Metrics,
+{
+    let cluster = &engine.ports.cluster;
+    // The instance id comes from ECS, never from an event field, and
+    // must look like an EC2 id before it reaches SSM.
+    let Some(instance) = cluster
+        .describe_container_instance(container_instance_arn)
+        .await?
+    else {
+        return Ok(EffectResult::Rejected {
+            reason: format!("container instance of node {node_name} no longer exists"),
+        });
+    };
+    let instance_id = instance.ec2_instance_id;
+    if !is_ec2_instance_id(&instance_id) {
+        return Ok(EffectResult::Rejected {
+            reason: format!(
+                "ECS reported instance id {instance_id:?} for node {node_name}, which is not an EC2 instance id"
+            ),
+        });
+    }
+    let host = &engine.ports.host;
+    if let Some(command_id) = host.find_reboot(&instance_id, token).await? {
+        return Ok(EffectResult::CommandSent { command_id });
+    }
+    if !host.is_reachable(&instance_id).await? {
+        return Ok(EffectResult::Rejected {
+            reason: format!(
+                "SSM cannot reach instance {instance_id} of node {node_name} (not managed or offline)"
+            ),
+        });
+    }
+    match host.reboot(&instance_id, token).await? {
+        RebootOutcome::Sent { command_id } => Ok(EffectResult::CommandSent { command_id }),
+        RebootOutcome::Rejected { reason } => Ok(EffectResult::Rejected { reason }),
     }
 }
 

@@ -18,6 +18,7 @@
 
 pub mod context;
 pub mod effects;
+pub mod functions;
 pub mod submit;
 
 use std::collections::{BTreeSet, VecDeque};

@@ -205,7 +205,9 @@ fn records_for(
         ranks: job
             .ranks
             .iter()
-            .map(|r| RankLaunch {
+            .enumerate()
+            .map(|(index, r)| RankLaunch {
+                rank: u32::try_from(index).unwrap_or(u32::MAX),
                 node_name: r.node_name.clone(),
                 container_instance_arn: r.container_instance_arn.clone(),
                 overrides: r.overrides.clone(),
@@ -257,7 +259,7 @@ fn records_for(
             .unwrap_or_else(|| NodeRecord::new(&rank.node_name, &rank.container_instance_arn));
         node.container_instance_arn
             .clone_from(&rank.container_instance_arn);
-        node.container_instance_id = last_arn_segment(&rank.container_instance_arn).to_owned();
+        last_arn_segment(&rank.container_instance_arn).clone_into(&mut node.container_instance_id);
         if rank.ec2_instance_id.is_some() {
             node.ec2_instance_id.clone_from(&rank.ec2_instance_id);
         }

@@ -1,6 +1,8 @@
 //! Health-check results: recording each node's verdict for its episode, and
 //! what a post-reboot verdict means for the node.
 
+use std::fmt::Write as _;
+
 use crate::effect::{MetricEvent, NotificationKind};
 use crate::observation::HealthCheckResult;
 use crate::records::{CheckPhase, TaskKind, VerdictRecord, last_arn_segment};
@@ -44,11 +46,12 @@ pub(super) fn on_finished(work: &mut Working<'_>, result: &HealthCheckResult) {
     };
     work.set_task_status(&id, to, &format!("verdict {verdict}: {detail}"));
     work.metrics.push(MetricEvent::HealthCheck { verdict });
-    if verdict != Verdict::Healthy {
-        nodes::count_failed_check(work);
-    }
     let current = work.episode_id();
     if task.episode_id.is_none() || task.episode_id != current {
+        // A late check still says something about the check image.
+        if verdict != Verdict::Healthy {
+            nodes::count_failed_check(work);
+        }
         work.note(format!(
             "health check {id} belongs to episode {}, not the open one; verdict kept on the task only",
             task.episode_id.as_deref().unwrap_or("unknown")
@@ -79,10 +82,11 @@ fn verdict_of(result: &HealthCheckResult) -> (Verdict, String) {
         detail.push_str(": ");
         detail.push_str(&report.summary);
         if report.verdict != verdict {
-            detail.push_str(&format!(
+            let _ = write!(
+                detail,
                 " (the report line said {}, the exit code decides)",
                 report.verdict
-            ));
+            );
         }
     }
     (verdict, detail)
@@ -119,6 +123,12 @@ pub(super) fn record_verdict(
         at: now,
         detail: detail.to_owned(),
     });
+    // Every verdict that is not a pass counts towards the circuit breaker,
+    // whether the check failed, could not start or never finished: a broken
+    // or hanging check image shows up in all three ways.
+    if verdict != Verdict::Healthy {
+        nodes::count_failed_check(work);
+    }
     if let Some(node) = work.nodes.get_mut(name) {
         node.health_check = None;
         node.deadline = None;

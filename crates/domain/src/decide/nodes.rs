@@ -82,23 +82,26 @@ pub(super) fn start_reboot(work: &mut Working<'_>, name: &str, cause: Verdict) {
     if in_use >= policy.max_concurrent_reboots as usize && !work.safety.rebooting.contains_key(name)
     {
         let node = work.nodes.get_mut(name).expect("node present");
-        let waiting = node.node_status == NodeStatus::Pending && node.deadline.is_some();
-        if !waiting {
+        if node.reboot_queued_at.is_none() {
+            // The wait gets its own deadline, counted from when it began.
+            node.reboot_queued_at = Some(now);
             node.deadline = Some(now + policy.reboot_timeout);
             node.health_check = None;
-            work.set_node_status(
-                name,
-                NodeStatus::Pending,
-                &format!(
-                    "waiting for a reboot slot: {in_use} of {} in use",
-                    policy.max_concurrent_reboots
-                ),
+            let reason = format!(
+                "waiting for a reboot slot: {in_use} of {} in use",
+                policy.max_concurrent_reboots
             );
+            let status = node.node_status;
+            work.set_node_status(name, NodeStatus::Pending, &reason);
+            if status == NodeStatus::Pending {
+                work.record_event(format!("node {name}"), status.to_string(), &reason);
+            }
         }
         return;
     }
     work.safety.rebooting.insert(name.to_owned(), now);
     let node = work.nodes.get_mut(name).expect("node present");
+    node.reboot_queued_at = None;
     node.reboot = Some(RebootRun {
         episode_id: episode_id.clone(),
         requested_at: now,
@@ -140,7 +143,7 @@ pub(super) fn fill_reboot_slots(work: &mut Working<'_>) {
         let Some(node) = work.nodes.get(name) else {
             continue;
         };
-        let queued = node.node_status == NodeStatus::Pending
+        let queued = node.reboot_queued_at.is_some()
             && node
                 .reboot
                 .as_ref()
@@ -171,6 +174,7 @@ pub(super) fn quarantine_node(
     }
     node.deadline = None;
     node.health_check = None;
+    node.reboot_queued_at = None;
     node.job_id = None;
     let container_instance_arn = node.container_instance_arn.clone();
     work.safety.rebooting.remove(name);

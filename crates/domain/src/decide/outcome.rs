@@ -12,6 +12,8 @@ use super::progress;
 use super::working::Working;
 
 pub(super) fn on_result(work: &mut Working<'_>, key: &str, result: &EffectResult) {
+    let now = work.now;
+    let lease = work.env.policy.effect_lease;
     let Some(job) = work.job.as_mut() else {
         return;
     };
@@ -25,21 +27,38 @@ pub(super) fn on_result(work: &mut Working<'_>, key: &str, result: &EffectResult
         let intent = &mut job.outbox[position];
         intent.claimed_at = None;
         intent.last_error = Some(error.clone());
+        intent.not_before = Some(now + crate::effect::retry_backoff(intent.attempts, lease));
         work.note(format!("effect {key} failed and will be retried: {error}"));
         return;
     }
     let intent = job.outbox.remove(position);
-    match (intent.effect, result) {
-        (
-            Effect::StartHealthCheck {
-                node_name,
-                container_instance_arn,
-                episode_id,
-                phase,
-                ..
-            },
-            EffectResult::TaskStarted { task_arn },
-        ) => {
+    match result {
+        EffectResult::TaskStarted { task_arn } => on_started(work, intent.effect, task_arn),
+        EffectResult::CommandSent { command_id } => {
+            if let Effect::Reboot { node_name, .. } = &intent.effect
+                && let Some(run) = work
+                    .nodes
+                    .get_mut(node_name)
+                    .and_then(|n| n.reboot.as_mut())
+            {
+                run.command_id = Some(command_id.clone());
+            }
+        }
+        EffectResult::Rejected { reason } => on_rejected(work, intent.effect, reason),
+        EffectResult::Done | EffectResult::Failed { .. } => {}
+    }
+}
+
+/// Records the task a `StartTask` effect started.
+fn on_started(work: &mut Working<'_>, effect: Effect, task_arn: &str) {
+    match effect {
+        Effect::StartHealthCheck {
+            node_name,
+            container_instance_arn,
+            episode_id,
+            phase,
+            ..
+        } => {
             record_check_task(
                 work,
                 &node_name,
@@ -49,36 +68,13 @@ pub(super) fn on_result(work: &mut Working<'_>, key: &str, result: &EffectResult
                 task_arn,
             );
         }
-        (
-            Effect::StartHealthCheck {
-                node_name,
-                episode_id,
-                phase,
-                ..
-            },
-            EffectResult::Rejected { reason },
-        ) => {
-            if work.episode_id().as_deref() == Some(episode_id.as_str()) {
-                nodes::count_failed_check(work);
-                record_verdict(
-                    work,
-                    &node_name,
-                    phase,
-                    Verdict::Inconclusive,
-                    &format!("the health-check task could not start: {reason}"),
-                );
-            }
-        }
-        (
-            Effect::StartTrainingTask {
-                node_name,
-                rank,
-                container_instance_arn,
-                task_definition,
-                ..
-            },
-            EffectResult::TaskStarted { task_arn },
-        ) => {
+        Effect::StartTrainingTask {
+            node_name,
+            rank,
+            container_instance_arn,
+            task_definition,
+            ..
+        } => {
             record_training_task(
                 work,
                 &node_name,
@@ -88,45 +84,37 @@ pub(super) fn on_result(work: &mut Working<'_>, key: &str, result: &EffectResult
                 task_arn,
             );
         }
-        (
-            Effect::StartTrainingTask {
-                node_name, rank, ..
-            },
-            EffectResult::Rejected { reason },
-        ) => {
-            if work.job_status() == JobStatus::Restarting {
-                progress::fail_job(
-                    work,
-                    &format!(
-                        "the restart could not start rank {rank} on node {node_name}: {reason}"
-                    ),
-                );
-            }
+        other => work.note(format!("{} reported a started task", other.describe())),
+    }
+}
+
+/// Decides what a call that will never succeed means for the job.
+fn on_rejected(work: &mut Working<'_>, effect: Effect, reason: &str) {
+    match effect {
+        Effect::StartHealthCheck {
+            node_name,
+            episode_id,
+            phase,
+            ..
+        } if work.episode_id().as_deref() == Some(episode_id.as_str()) => {
+            let detail = format!("the health-check task could not start: {reason}");
+            record_verdict(work, &node_name, phase, Verdict::Inconclusive, &detail);
         }
-        (Effect::Reboot { node_name, .. }, EffectResult::CommandSent { command_id }) => {
-            if let Some(run) = work
-                .nodes
-                .get_mut(&node_name)
-                .and_then(|n| n.reboot.as_mut())
-            {
-                run.command_id = Some(command_id.clone());
-            }
+        Effect::StartTrainingTask {
+            node_name, rank, ..
+        } if work.job_status() == JobStatus::Restarting => {
+            let why =
+                format!("the restart could not start rank {rank} on node {node_name}: {reason}");
+            progress::fail_job(work, &why);
         }
-        (Effect::Reboot { node_name, .. }, EffectResult::Rejected { reason }) => {
-            nodes::quarantine_node(
-                work,
-                &node_name,
-                &format!("its reboot command was rejected: {reason}"),
-                NotificationKind::Quarantine,
-            );
+        Effect::Reboot { node_name, .. } => {
+            let why = format!("its reboot command was rejected: {reason}");
+            nodes::quarantine_node(work, &node_name, &why, NotificationKind::Quarantine);
             if work.job_status() == JobStatus::PendingRestart {
                 progress::fail_job(work, &format!("node {node_name} could not be rebooted"));
             }
         }
-        (effect, EffectResult::Rejected { reason }) => {
-            work.note(format!("{} was rejected: {reason}", effect.describe()));
-        }
-        _ => {}
+        other => work.note(format!("{} was rejected: {reason}", other.describe())),
     }
 }
 
@@ -198,9 +186,30 @@ fn record_training_task(
     );
     task.node_index_in_job = rank;
     task.job_num_nodes = num_nodes;
-    task.task_def_arn = task_definition.to_owned();
+    task_definition.clone_into(&mut task.task_def_arn);
     task.retry = retry;
-    work.tasks.insert(id, task);
+    let status = work.job_status();
+    let late = status != JobStatus::Restarting && status != JobStatus::InProgress;
+    work.tasks.insert(id.clone(), task);
+    if late {
+        // The job gave up while this StartTask was under way: the task must
+        // not keep a node that was already released.
+        let reason = format!(
+            "{} job {job_id} is {status}; stopping rank {rank}, which started after it ended",
+            super::STOP_REASON_PREFIX
+        );
+        if let Some(task) = work.tasks.get_mut(&id) {
+            task.stop_requested = Some(reason.clone());
+        }
+        work.set_task_status(&id, TaskStatus::Terminated, "started after the job ended");
+        work.push_intent(
+            format!("stop:{id}"),
+            Effect::StopTask {
+                task_arn: task_arn.to_owned(),
+                reason,
+            },
+        );
+    }
 }
 
 pub(super) fn new_task(

@@ -103,20 +103,7 @@ fn act_on_verdicts(work: &mut Working<'_>) {
     let mut quarantine = Vec::new();
     let mut held = Vec::new();
     for (name, verdict) in &verdicts {
-        let action = match verdict {
-            Verdict::Healthy => NodeAction::Keep,
-            Verdict::Reboot => NodeAction::Reboot,
-            Verdict::Replace => NodeAction::Quarantine,
-            Verdict::Inconclusive => match policy.inconclusive_action {
-                crate::policy::InconclusiveAction::RebootOnce => NodeAction::Reboot,
-                crate::policy::InconclusiveAction::Quarantine => NodeAction::Quarantine,
-            },
-        };
-        let action = if action == NodeAction::Reboot && breaker_open {
-            NodeAction::Held
-        } else {
-            action
-        };
+        let action = action_for(*verdict, policy, breaker_open);
         set_action(work, name, action);
         match action {
             NodeAction::Reboot => reboot.push((name.clone(), *verdict)),
@@ -194,6 +181,24 @@ fn act_on_verdicts(work: &mut Working<'_>) {
     }
 }
 
+/// What a verdict calls for under the policy, before slots are counted.
+fn action_for(verdict: Verdict, policy: &crate::policy::Policy, breaker_open: bool) -> NodeAction {
+    let action = match verdict {
+        Verdict::Healthy => NodeAction::Keep,
+        Verdict::Reboot => NodeAction::Reboot,
+        Verdict::Replace => NodeAction::Quarantine,
+        Verdict::Inconclusive => match policy.inconclusive_action {
+            crate::policy::InconclusiveAction::RebootOnce => NodeAction::Reboot,
+            crate::policy::InconclusiveAction::Quarantine => NodeAction::Quarantine,
+        },
+    };
+    if action == NodeAction::Reboot && breaker_open {
+        NodeAction::Held
+    } else {
+        action
+    }
+}
+
 pub(super) fn set_action(work: &mut Working<'_>, name: &str, action: NodeAction) {
     if let Some(entry) = work
         .job_mut()
@@ -259,6 +264,12 @@ pub(super) fn stop_job(work: &mut Working<'_>, status: JobStatus, reason: &str) 
     });
     let job = work.job_mut();
     job.deadline = None;
+    // A restart that has not started yet must not start once the job ended.
+    // A claimed one may be under way: it stays, so that its result can stop
+    // the task it started.
+    job.outbox.retain(|intent| {
+        !matches!(intent.effect, Effect::StartTrainingTask { .. }) || intent.claimed_at.is_some()
+    });
     if let Some(episode) = job.episode.as_mut() {
         episode
             .outcome
@@ -366,6 +377,7 @@ pub(super) fn release_node(work: &mut Working<'_>, name: &str, reason: &str) {
         node.job_id = None;
         node.episode_id = None;
         node.health_check = None;
+        node.reboot_queued_at = None;
         node.deadline = None;
     }
     work.set_node_status(name, NodeStatus::Available, reason);
@@ -392,6 +404,21 @@ fn restart_or_fail(work: &mut Working<'_>) {
         );
         return;
     };
+    let ranks_known: Vec<u32> = launch.ranks.iter().map(|r| r.rank).collect();
+    let missing: Vec<String> = (0..work.job().num_nodes.max(1))
+        .filter(|r| !ranks_known.contains(r))
+        .map(|r| r.to_string())
+        .collect();
+    if !missing.is_empty() {
+        fail_job(
+            work,
+            &format!(
+                "the launch details of rank {} were never recorded, so the job cannot be restarted",
+                missing.join(", ")
+            ),
+        );
+        return;
+    }
     let now = work.now;
     let job_id = work.job_id();
     let episode = work.job().episode.clone();
@@ -419,7 +446,8 @@ fn restart_or_fail(work: &mut Working<'_>) {
         ),
     );
     let num_nodes = ranks.to_string();
-    for (rank, spec) in launch.ranks.iter().enumerate() {
+    for spec in &launch.ranks {
+        let rank = spec.rank;
         let Some(node) = work.nodes.get_mut(&spec.node_name) else {
             continue;
         };
@@ -435,7 +463,6 @@ fn restart_or_fail(work: &mut Working<'_>) {
         tags.insert("job_num_nodes".to_owned(), num_nodes.clone());
         tags.insert("node_index_in_job".to_owned(), rank_text.clone());
         let attempt_text = attempt.to_string();
-        let rank_u32 = u32::try_from(rank).unwrap_or(u32::MAX);
         work.set_node_status(
             &spec.node_name,
             NodeStatus::InProgress,
@@ -445,7 +472,7 @@ fn restart_or_fail(work: &mut Working<'_>) {
             format!("start:{job_id}:{attempt}:{rank}"),
             Effect::StartTrainingTask {
                 node_name: spec.node_name.clone(),
-                rank: rank_u32,
+                rank,
                 container_instance_arn: spec.container_instance_arn.clone(),
                 task_definition: launch.task_definition.clone(),
                 overrides: spec.overrides.clone(),

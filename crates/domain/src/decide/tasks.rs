@@ -25,7 +25,7 @@ pub(super) enum StopClass {
     AppFailure(String),
     /// Someone other than the engine stopped the task.
     UserStop(String),
-    /// The engine's own StopTask.
+    /// The engine's own `StopTask`.
     OwnStop,
     /// EC2 is taking the instance away.
     HostLost(String),
@@ -50,7 +50,7 @@ impl StopClass {
     }
 }
 
-/// Words in a TaskFailedToStart reason that point at the GPU stack, as in
+/// Words in a `TaskFailedToStart` reason that point at the GPU stack, as in
 /// `nvidia-container-cli: initialization error: nvml error`.
 const GPU_START_ERRORS: [&str; 5] = ["nvml", "nvidia", "gpu", "cuda", "xid"];
 
@@ -276,7 +276,7 @@ fn apply_stop(work: &mut Working<'_>, task: &TaskRecord, class: StopClass, stop:
 }
 
 /// Opens a recovery episode: the job's status changes first, in this same
-/// write, so the UserInitiated stops of the siblings that follow read as the
+/// write, so the `UserInitiated` stops of the siblings that follow read as the
 /// engine's own; then the siblings are stopped and every node is checked.
 pub(super) fn open_episode(work: &mut Working<'_>, task: &TaskRecord, reason: &str) {
     let now = work.now;
@@ -318,7 +318,7 @@ pub(super) fn open_episode(work: &mut Working<'_>, task: &TaskRecord, reason: &s
     }
 }
 
-/// Marks a node as waiting for a health check and queues the StartTask.
+/// Marks a node as waiting for a health check and queues the `StartTask`.
 pub(super) fn request_health_check(
     work: &mut Working<'_>,
     name: &str,
@@ -398,7 +398,7 @@ pub(super) fn on_running(work: &mut Working<'_>, run: &TaskRun) {
 }
 
 /// Registers a running task that is not in the table: a task launched by
-/// another tool, or one of ours whose StartTask result was not recorded.
+/// another tool, or one of ours whose `StartTask` result was not recorded.
 fn register_task(work: &mut Working<'_>, run: &TaskRun, id: &str) {
     let tags = run.tags.clone().unwrap_or_default();
     if tags.get("jobtype").map(String::as_str) != Some("training_job") {
@@ -422,26 +422,7 @@ fn register_task(work: &mut Working<'_>, run: &TaskRun, id: &str) {
         return;
     }
     if work.job.is_none() {
-        let mut job = JobRecord::new(&job_id, JobStatus::InProgress);
-        job.num_nodes = num_nodes;
-        job.status_reason = Some(format!("registered from the RUNNING event of task {id}"));
-        job.deadline = Some(work.now + work.env.policy.running_poll_interval);
-        let extra: BTreeMap<String, String> = tags
-            .iter()
-            .filter(|(k, _)| {
-                !matches!(
-                    k.as_str(),
-                    "jobtype" | "job_id" | "job_num_nodes" | "node_index_in_job"
-                )
-            })
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        job.launch = Some(LaunchSpec {
-            task_definition: run.task_definition_arn.clone(),
-            tags: extra,
-            ranks: Vec::new(),
-        });
-        work.job = Some(job);
+        work.job = Some(registered_job(work, run, id, &job_id, num_nodes, &tags));
     }
     if work.job_id() != job_id {
         work.note(format!(
@@ -470,61 +451,25 @@ fn register_task(work: &mut Working<'_>, run: &TaskRun, id: &str) {
             name
         });
     let job = work.job_mut();
-    let slots = num_nodes as usize;
-    if job.assigned_nodes.len() < slots {
-        job.assigned_nodes.resize(slots, String::new());
-    }
-    job.assigned_nodes[rank as usize].clone_from(&node_name);
-    if job.submitted_ecs_task_ids.len() < slots {
-        job.submitted_ecs_task_ids.resize(slots, String::new());
-    }
-    job.submitted_ecs_task_ids[rank as usize] = id.to_owned();
-    if job.submitted_container_inst_ids.len() < slots {
-        job.submitted_container_inst_ids
-            .resize(slots, String::new());
-    }
-    job.submitted_container_inst_ids[rank as usize] =
-        last_arn_segment(&run.container_instance_arn).to_owned();
-    job.num_nodes = job.num_nodes.max(num_nodes);
+    place_rank(job, run, id, rank, num_nodes, &node_name);
     let retry = job.retry;
-    if let Some(launch) = job.launch.as_mut()
-        && !launch.ranks.iter().any(|r| r.node_name == node_name)
-    {
-        launch.ranks.push(RankLaunch {
-            node_name: node_name.clone(),
-            container_instance_arn: run.container_instance_arn.clone(),
-            overrides: run.overrides.clone(),
-        });
-    }
     let node = work.nodes.get_mut(&node_name).expect("node present");
     node.job_id = Some(job_id.clone());
-    work.tasks.insert(
-        id.to_owned(),
-        TaskRecord {
-            ecs_task_id: id.to_owned(),
-            task_arn: run.task_arn.clone(),
-            job_id: job_id.clone(),
-            kind: TaskKind::Training,
-            task_status: TaskStatus::InProgress,
-            node_name: node_name.clone(),
-            node_index_in_job: rank,
-            job_num_nodes: num_nodes,
-            container_instance_arn: run.container_instance_arn.clone(),
-            container_inst_id: last_arn_segment(&run.container_instance_arn).to_owned(),
-            cluster_name: String::new(),
-            task_def_arn: run.task_definition_arn.clone(),
-            retry,
-            episode_id: None,
-            phase: None,
-            event_version: run.version,
-            running: true,
-            stop_requested: None,
-            stop: None,
-            version: 0,
-            created_at: None,
-            updated_at: None,
-        },
+    let mut task = super::outcome::new_task(
+        id,
+        &run.task_arn,
+        &job_id,
+        TaskKind::Training,
+        &node_name,
+        &run.container_instance_arn,
     );
+    task.node_index_in_job = rank;
+    task.job_num_nodes = num_nodes;
+    task.task_def_arn.clone_from(&run.task_definition_arn);
+    task.retry = retry;
+    task.event_version = run.version;
+    task.running = true;
+    work.tasks.insert(id.to_owned(), task);
     work.set_node_status(
         &node_name,
         NodeStatus::InProgress,
@@ -535,6 +480,75 @@ fn register_task(work: &mut Working<'_>, run: &TaskRun, id: &str) {
         "IN_PROGRESS".to_owned(),
         &format!("registered as rank {rank}"),
     );
+}
+
+/// Puts a registered task into its rank's slot of the job record.
+fn place_rank(
+    job: &mut JobRecord,
+    run: &TaskRun,
+    id: &str,
+    rank: u32,
+    num_nodes: u32,
+    node_name: &str,
+) {
+    let slots = num_nodes as usize;
+    let slot = rank as usize;
+    for list in [
+        &mut job.assigned_nodes,
+        &mut job.submitted_ecs_task_ids,
+        &mut job.submitted_container_inst_ids,
+    ] {
+        if list.len() < slots {
+            list.resize(slots, String::new());
+        }
+    }
+    node_name.clone_into(&mut job.assigned_nodes[slot]);
+    id.clone_into(&mut job.submitted_ecs_task_ids[slot]);
+    last_arn_segment(&run.container_instance_arn)
+        .clone_into(&mut job.submitted_container_inst_ids[slot]);
+    job.num_nodes = job.num_nodes.max(num_nodes);
+    if let Some(launch) = job.launch.as_mut()
+        && !launch.ranks.iter().any(|r| r.node_name == node_name)
+    {
+        launch.ranks.push(RankLaunch {
+            rank,
+            node_name: node_name.to_owned(),
+            container_instance_arn: run.container_instance_arn.clone(),
+            overrides: run.overrides.clone(),
+        });
+        launch.ranks.sort_by_key(|r| r.rank);
+    }
+}
+
+/// A job record for a job first seen through a RUNNING event.
+fn registered_job(
+    work: &Working<'_>,
+    run: &TaskRun,
+    id: &str,
+    job_id: &str,
+    num_nodes: u32,
+    tags: &BTreeMap<String, String>,
+) -> JobRecord {
+    let mut job = JobRecord::new(job_id, JobStatus::InProgress);
+    job.num_nodes = num_nodes;
+    job.status_reason = Some(format!("registered from the RUNNING event of task {id}"));
+    job.deadline = Some(work.now + work.env.policy.running_poll_interval);
+    let extra: BTreeMap<String, String> = tags
+        .iter()
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "jobtype" | "job_id" | "job_num_nodes" | "node_index_in_job"
+            )
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    job.launch = Some(LaunchSpec {
+        task_definition: run.task_definition_arn.clone(),
+        tags: extra,
+        ranks: Vec::new(),
+    });
+    job
 }
 
 fn tag_count(tags: &BTreeMap<String, String>, key: &str) -> Option<u32> {

@@ -3,7 +3,7 @@
 
 use crate::effect::NotificationKind;
 use crate::observation::{CommandStatus, TaskProbe, TaskStop, Tick};
-use crate::records::{CheckPhase, NodeAction, TaskKind};
+use crate::records::{CheckPhase, TaskKind};
 use crate::status::{JobStatus, NodeStatus, TaskStatus};
 use crate::verdict::Verdict;
 
@@ -127,29 +127,20 @@ fn tick_node(work: &mut Working<'_>, name: &str, tick: &Tick) {
                     Verdict::Inconclusive,
                     &format!("no verdict within {timeout}"),
                 );
-                if phase == CheckPhase::PostReboot {
-                    nodes::count_failed_check(work);
-                }
             }
         }
-        NodeStatus::Pending if overdue => {
-            let action = work
-                .job()
-                .episode
-                .as_ref()
-                .and_then(|e| e.nodes.get(name))
-                .and_then(|n| n.action);
-            if action == Some(NodeAction::Reboot) {
-                let timeout = work.env.policy.reboot_timeout;
-                nodes::quarantine_node(
-                    work,
-                    name,
-                    &format!("no reboot slot freed up within {timeout} (MAX_CONCURRENT_REBOOTS)"),
-                    NotificationKind::SafetyStop,
-                );
-                if work.job_status() == JobStatus::PendingRestart {
-                    progress::fail_job(work, &format!("node {name} could not be rebooted in time"));
-                }
+        // Only a node queued for a reboot slot has a deadline of its own
+        // here; a node held for the restart follows the job's deadline.
+        NodeStatus::Pending if overdue && node.reboot_queued_at.is_some() => {
+            let timeout = work.env.policy.reboot_timeout;
+            nodes::quarantine_node(
+                work,
+                name,
+                &format!("no reboot slot freed up within {timeout} (MAX_CONCURRENT_REBOOTS)"),
+                NotificationKind::SafetyStop,
+            );
+            if work.job_status() == JobStatus::PendingRestart {
+                progress::fail_job(work, &format!("node {name} could not be rebooted in time"));
             }
         }
         _ => {}

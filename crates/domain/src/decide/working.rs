@@ -195,6 +195,7 @@ impl<'a> Working<'a> {
             claimed_at: None,
             attempts: 0,
             last_error: None,
+            not_before: None,
         };
         if let Some(existing) = job.outbox.iter_mut().find(|i| i.key == intent.key) {
             *existing = intent;
@@ -302,9 +303,17 @@ impl<'a> Working<'a> {
             return Vec::new();
         };
         let job_id = job.job_id.clone();
+        let restarting = job.job_status == JobStatus::Restarting;
         let mut claimed = Vec::new();
         for intent in &mut job.outbox {
-            let free = intent.claimed_at.is_none_or(|at| at + lease <= now);
+            // NOTE: a start claimed before the job gave up, whose result never
+            // came back, stays in the outbox unclaimed; a task it may have
+            // started is found only by the job's owner.
+            if matches!(intent.effect, Effect::StartTrainingTask { .. }) && !restarting {
+                continue;
+            }
+            let free = intent.claimed_at.is_none_or(|at| at + lease <= now)
+                && intent.not_before.is_none_or(|at| at <= now);
             if free && scope.contains(&intent.effect.kind()) {
                 intent.claimed_at = Some(now);
                 intent.attempts += 1;

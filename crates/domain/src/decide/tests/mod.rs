@@ -8,6 +8,7 @@
 //! notification per give-up), so each scenario checks them at every step.
 
 mod episodes;
+mod found_bugs;
 mod invariants;
 mod nodes;
 mod notifications;
@@ -144,6 +145,7 @@ impl World {
             job.submitted_ecs_task_ids
                 .push(FIRST_TASKS[rank].to_owned());
             launch.ranks.push(RankLaunch {
+                rank: rank_u32,
                 node_name: (*name).to_owned(),
                 container_instance_arn: instance_arn(instance),
                 overrides: rank_overrides(rank, ranks),

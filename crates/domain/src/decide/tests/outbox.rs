@@ -117,13 +117,15 @@ fn failed_result_releases_claim() {
         Some("ThrottlingException: Rate exceeded"),
         "last error"
     );
-    // Released: claimable again before the lease of the first claim ends.
-    let mut claimed_again = decision.effects.iter().any(|c| c.key == key);
-    if !claimed_again {
-        world.advance(Span::seconds(1));
-        claimed_again = world.tick().effects.iter().any(|c| c.key == key);
-    }
-    assert!(claimed_again, "{key} claimed again after the failure");
+    // Not retried in the decision that saw it fail, so the runner cannot
+    // loop on a failing call, but released well before the lease ends.
+    assert!(
+        !decision.effects.iter().any(|c| c.key == key),
+        "{key} claimed again in the same decision"
+    );
+    world.advance(crate::effect::RETRY_BACKOFF_BASE);
+    let claimed_again = world.tick().effects.iter().any(|c| c.key == key);
+    assert!(claimed_again, "{key} claimed again after the backoff");
     assert_eq!(
         world.node_status("node-a"),
         NodeStatus::PendingHealthcheck,
