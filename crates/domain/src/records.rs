@@ -283,6 +283,11 @@ pub struct HealthCheckRun {
     /// Set when ECS accepted the `StartTask` call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_id: Option<String>,
+    /// Whether its `StartTask` is in the outbox. A check waits while the
+    /// node's training task is still stopping, because ECS cannot place it
+    /// on GPUs that task still holds.
+    #[serde(default)]
+    pub queued: bool,
 }
 
 /// A reboot, from the recorded intent to the node's return.

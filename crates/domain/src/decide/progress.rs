@@ -15,6 +15,7 @@ use super::working::{Working, token};
 pub(super) fn advance(work: &mut Working<'_>) {
     // Each pass makes at most one job transition; four passes cover the
     // longest chain (verdicts in -> reboot slots -> restart -> running).
+    super::tasks::queue_ready_checks(work);
     for _ in 0..4 {
         let before = work.job_status();
         match before {

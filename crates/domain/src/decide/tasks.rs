@@ -9,6 +9,7 @@ use crate::records::{
     RankLaunch, StopRecord, TaskKind, TaskRecord, last_arn_segment,
 };
 use crate::status::{JobStatus, NodeStatus, TaskStatus};
+use crate::time::Span;
 
 use super::STOP_REASON_PREFIX;
 use super::progress;
@@ -182,6 +183,17 @@ pub(super) fn on_stopped(work: &mut Working<'_>, stop: &TaskStop) {
     let record = work.tasks.get_mut(&id).expect("task present");
     record.event_version = stop.version;
     if task.task_status.is_terminal() {
+        // The first stop event of a task the engine already marked records
+        // that ECS has released its GPUs, which a waiting check needs.
+        if record.stop.is_none() {
+            record.stop = Some(StopRecord {
+                stop_code: stop.stop_code.clone(),
+                exit_codes: stop.exit_codes.clone(),
+                stopped_reason: stop.stopped_reason.clone(),
+                at: stop.at,
+                classified_as: class.label().to_owned(),
+            });
+        }
         work.note(format!(
             "task {id} is already {}; nothing to do",
             task.task_status
@@ -344,9 +356,9 @@ pub(super) fn request_health_check(
         phase,
         requested_at: now,
         task_id: None,
+        queued: false,
     });
     node.deadline = Some(now + timeout);
-    let container_instance_arn = node.container_instance_arn.clone();
     let which = match phase {
         CheckPhase::Initial => "health check",
         CheckPhase::PostReboot => "post-reboot health check",
@@ -356,20 +368,66 @@ pub(super) fn request_health_check(
         NodeStatus::PendingHealthcheck,
         &format!("{which} requested for episode {episode_id}"),
     );
-    let phase_name = match phase {
-        CheckPhase::Initial => "initial",
-        CheckPhase::PostReboot => "post_reboot",
-    };
-    work.push_intent(
-        format!("health_check:{name}:{episode_id}:{phase_name}"),
-        Effect::StartHealthCheck {
-            node_name: name.to_owned(),
-            container_instance_arn,
-            episode_id: episode_id.to_owned(),
-            phase,
-            started_by: token("grhc", &[episode_id, name, phase_name]),
-        },
-    );
+    queue_ready_checks(work);
+}
+
+/// How long a health check waits for the engine's `StopTask` of the node's
+/// training task to be confirmed before it is started anyway. ECS places a
+/// GPU task only once the stopped task has released the node's GPUs.
+pub(super) const STOP_WAIT: Span = Span::minutes(3);
+
+/// Queues the `StartTask` of every requested check whose node is free: no
+/// training task on it that the engine asked to stop and ECS has not yet
+/// reported stopped, or the wait for one is over.
+pub(super) fn queue_ready_checks(work: &mut Working<'_>) {
+    let now = work.now;
+    let waiting: Vec<(String, HealthCheckRun, String)> = work
+        .nodes
+        .values()
+        .filter_map(|n| {
+            let run = n.health_check.as_ref()?;
+            (!run.queued).then(|| {
+                (
+                    n.node_name.clone(),
+                    run.clone(),
+                    n.container_instance_arn.clone(),
+                )
+            })
+        })
+        .collect();
+    for (name, run, container_instance_arn) in waiting {
+        let stopping = work.tasks.values().any(|t| {
+            t.kind == TaskKind::Training
+                && t.node_name == name
+                && t.stop_requested.is_some()
+                && t.stop.is_none()
+        });
+        if stopping && run.requested_at + STOP_WAIT > now {
+            continue;
+        }
+        if let Some(check) = work
+            .nodes
+            .get_mut(&name)
+            .and_then(|n| n.health_check.as_mut())
+        {
+            check.queued = true;
+        }
+        let phase_name = match run.phase {
+            CheckPhase::Initial => "initial",
+            CheckPhase::PostReboot => "post_reboot",
+        };
+        let episode_id = run.episode_id.as_str();
+        work.push_intent(
+            format!("health_check:{name}:{episode_id}:{phase_name}"),
+            Effect::StartHealthCheck {
+                node_name: name.clone(),
+                container_instance_arn,
+                episode_id: episode_id.to_owned(),
+                phase: run.phase,
+                started_by: token("grhc", &[episode_id, &name, phase_name]),
+            },
+        );
+    }
 }
 
 pub(super) fn on_running(work: &mut Working<'_>, run: &TaskRun) {
