@@ -161,6 +161,7 @@ fn new_records_expect_no_version() {
         "safety record before a failed check"
     );
     world.run_effects();
+    world.confirm_sibling_stops();
     world.advance(Span::minutes(1));
     let result = world.check_result("node-a", 1);
     let decision = world.observe(&Observation::HealthCheckFinished(result));

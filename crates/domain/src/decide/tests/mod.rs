@@ -597,11 +597,30 @@ impl World {
     pub fn open_episode(&mut self) {
         self.exit_rank(0, 1);
         self.run_effects();
+        self.confirm_sibling_stops();
         assert_eq!(
             self.job().job_status,
             JobStatus::PendingHealthcheck,
             "job after the failure"
         );
+    }
+
+    /// Delivers the stop events of the siblings the engine stopped, which
+    /// frees their nodes' GPUs for the health checks, and runs the effects.
+    pub fn confirm_sibling_stops(&mut self) {
+        let stopping: Vec<String> = self
+            .context
+            .tasks
+            .iter()
+            .filter(|t| t.stop_requested.is_some() && t.stop.is_none())
+            .map(|t| t.ecs_task_id.clone())
+            .collect();
+        for id in stopping {
+            let reason = format!("gpu-recovery: job {JOB_ID} stopped because a task failed");
+            let stop = self.task_stop(&id, Some("UserInitiated"), &[137], Some(&reason));
+            self.observe(&Observation::TaskStopped(stop));
+            self.run_effects();
+        }
     }
 
     /// Delivers the health-check exit codes in the given order, one minute

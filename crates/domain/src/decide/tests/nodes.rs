@@ -65,6 +65,7 @@ fn node_walks_reboot_graph() {
 
     world.exit_rank(0, 1);
     world.run_effects();
+    world.confirm_sibling_stops();
     record(&world, &mut seen);
     world.deliver_verdicts(&[("node-a", 1)]);
     record(&world, &mut seen);

@@ -4,7 +4,7 @@
 use super::*;
 
 /// Checks the decision of a GPU-suspect stop of rank 0 in a job of `ranks`.
-fn assert_episode_opened(world: &World, decision: &Decision, ranks: usize) {
+fn assert_episode_opened(world: &mut World, decision: &Decision, ranks: usize) {
     let job = written_job(decision).expect("the failure writes the job");
     assert_eq!(
         job.job_status,
@@ -43,6 +43,12 @@ fn assert_episode_opened(world: &World, decision: &Decision, ranks: usize) {
             "sibling stop_requested in the write: {task:?}"
         );
     }
+    let queued = |world: &World, name: &str| {
+        world.job().outbox.iter().any(|i| {
+            matches!(&i.effect, Effect::StartHealthCheck { node_name, phase, .. }
+                if node_name == name && *phase == CheckPhase::Initial)
+        })
+    };
     for rank in 0..ranks {
         let name = node_name(rank);
         assert_eq!(
@@ -50,11 +56,26 @@ fn assert_episode_opened(world: &World, decision: &Decision, ranks: usize) {
             NodeStatus::PendingHealthcheck,
             "status of {name}"
         );
-        let check = world.job().outbox.iter().find(|i| {
-            matches!(&i.effect, Effect::StartHealthCheck { node_name, phase, .. }
-                if node_name == name && *phase == CheckPhase::Initial)
-        });
-        assert!(check.is_some(), "health check queued for {name}");
+        // The failed rank's node is free at once; a sibling's node waits
+        // until ECS confirms the engine's stop, because its GPUs are held.
+        assert_eq!(
+            queued(world, name),
+            rank == 0,
+            "health check queued for {name} before the sibling stops"
+        );
+    }
+    world.confirm_sibling_stops();
+    for rank in 0..ranks {
+        let name = node_name(rank);
+        let started = world
+            .node(name)
+            .health_check
+            .as_ref()
+            .is_some_and(|h| h.queued);
+        assert!(
+            started,
+            "health check queued for {name} after the sibling stops"
+        );
     }
     assert_eq!(
         world.task(FIRST_TASKS[0]).task_status,
@@ -68,7 +89,7 @@ fn health_check_exit_code_opens_episode() {
     for ranks in [1, 2, 3] {
         let mut world = World::new(ranks);
         let decision = world.exit_rank(0, 1);
-        assert_episode_opened(&world, &decision, ranks);
+        assert_episode_opened(&mut world, &decision, ranks);
     }
 }
 
@@ -80,7 +101,7 @@ fn configured_exit_code_opens_episode() {
     };
     let mut world = World::with_policy(2, policy);
     let decision = world.exit_rank(0, 134);
-    assert_episode_opened(&world, &decision, 2);
+    assert_episode_opened(&mut world, &decision, 2);
 }
 
 #[test]
@@ -93,7 +114,7 @@ fn infrastructure_health_opens_episode() {
         Some("Task stopped due to unhealthy infrastructure"),
     );
     let decision = world.observe(&Observation::TaskStopped(stop));
-    assert_episode_opened(&world, &decision, 2);
+    assert_episode_opened(&mut world, &decision, 2);
 }
 
 #[test]
@@ -110,7 +131,7 @@ fn nvml_start_failure_opens_episode() {
         ),
     );
     let decision = world.observe(&Observation::TaskStopped(stop));
-    assert_episode_opened(&world, &decision, 2);
+    assert_episode_opened(&mut world, &decision, 2);
 }
 
 #[test]
@@ -472,4 +493,34 @@ fn watchdog_poll_fails_missing_task() {
         "job after the poll"
     );
     assert_eq!(world.job().episodes_opened, 0, "episodes");
+}
+
+#[test]
+fn lost_sibling_stop_delays_check() {
+    let mut world = World::new(2);
+    world.exit_rank(0, 1);
+    world.run_effects();
+    let queued = |world: &World| {
+        world
+            .node("node-b")
+            .health_check
+            .as_ref()
+            .is_some_and(|h| h.queued)
+    };
+    assert!(
+        !queued(&world),
+        "node-b check queued while its task still stops"
+    );
+    world.advance(Span::minutes(2));
+    world.tick();
+    assert!(
+        !queued(&world),
+        "node-b check queued before the stop wait ended"
+    );
+    world.advance(Span::minutes(2));
+    world.tick();
+    assert!(
+        queued(&world),
+        "node-b check still waiting after the stop wait ended"
+    );
 }
