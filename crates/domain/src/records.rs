@@ -300,7 +300,10 @@ pub struct RebootRun {
     /// SSM command id, once `SendCommand` succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command_id: Option<String>,
-    /// When the agent was seen disconnected after the request.
+    /// Start of the invocation that sent the command: no later than the send.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<Timestamp>,
+    /// When the agent was seen disconnected after the command was sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disconnected_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

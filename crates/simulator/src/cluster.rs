@@ -297,7 +297,8 @@ impl ClusterState {
                 let Some(instance) = self.instances.get_mut(node) else {
                     return;
                 };
-                if !instance.agent_connected {
+                // Once the reboot command runs, only the reboot moves the agent.
+                if !instance.agent_connected || (instance.reboot_pending && !*reboot) {
                     return;
                 }
                 instance.agent_connected = false;
@@ -308,6 +309,9 @@ impl ClusterState {
                 let Some(instance) = self.instances.get_mut(node) else {
                     return;
                 };
+                if instance.reboot_pending && !*reboot {
+                    return;
+                }
                 instance.agent_connected = true;
                 if *reboot {
                     instance.rebooted = true;

@@ -126,6 +126,8 @@ pub struct Simulation {
     checker: Checker,
     /// Envelope ids of the documents delivered so far.
     delivered: std::collections::HashSet<String>,
+    /// Envelope ids whose delivery changed the records.
+    applied: std::collections::HashSet<String>,
 }
 
 /// Runs a future of the in-memory engine to completion. No adapter here
@@ -182,6 +184,7 @@ impl Simulation {
             seed,
             checker,
             delivered: std::collections::HashSet::new(),
+            applied: std::collections::HashSet::new(),
         }
     }
 
@@ -540,7 +543,7 @@ impl Simulation {
 
     fn deliver(&mut self, to: EntryPoint, document: &Value, attempt: u32) {
         let envelope = document["id"].as_str().unwrap_or_default().to_owned();
-        let duplicate = !self.delivered.insert(envelope);
+        let duplicate = !self.delivered.insert(envelope.clone());
         let parsed = gpu_recovery_eventbridge::parse_value(document, &self.route);
         let summary = match &parsed {
             Ok(Parsed::Observation(observation)) => observation.summary(),
@@ -562,8 +565,16 @@ impl Simulation {
         match result {
             Ok(steps) => {
                 shown = self.describe_steps(&steps);
-                if duplicate {
-                    self.checker.after_duplicate(before, &self.store, &summary);
+                // A copy of an event that was already applied must change
+                // nothing. A first copy that was ignored (a reconnect that
+                // overtook its disconnect) leaves no version behind, so its
+                // second copy is new to the engine.
+                if duplicate && self.applied.contains(&envelope) {
+                    self.checker
+                        .after_duplicate(before.clone(), &self.store, &summary);
+                }
+                if before.is_some() && before != self.checker.fingerprint(&self.store) {
+                    self.applied.insert(envelope);
                 }
             }
             Err(error) => {

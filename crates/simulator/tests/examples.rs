@@ -23,20 +23,45 @@ fn every_example_meets_expectations() {
             continue;
         }
         count += 1;
-        let report = simulate_file(&path, &RunOptions::default()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(report.passed(), "{} failed:\n{}", path.display(), report.render_text());
-        assert!(!report.checks.is_empty(), "{} has no [expect] table", path.display());
+        let report = simulate_file(&path, &RunOptions::default())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            report.passed(),
+            "{} failed:\n{}",
+            path.display(),
+            report.render_text()
+        );
+        assert!(
+            !report.checks.is_empty(),
+            "{} has no [expect] table",
+            path.display()
+        );
     }
     assert!(count >= 5, "only {count} example scenarios found");
 }
 
 #[test]
 fn examples_hold_under_other_seeds() {
-    for name in ["gpu-fault-reboot.toml", "application-fault.toml", "fault-survives-reboot.toml"] {
+    for name in [
+        "gpu-fault-reboot.toml",
+        "application-fault.toml",
+        "fault-survives-reboot.toml",
+    ] {
         for seed in [1, 2, 99, 12345] {
             let path = examples().join(name);
-            let report = simulate_file(&path, &RunOptions { seed: Some(seed), crash_after_calls: None }).unwrap();
-            assert!(report.passed(), "{name} with seed {seed}:\n{}", report.render_text());
+            let report = simulate_file(
+                &path,
+                &RunOptions {
+                    seed: Some(seed),
+                    crash_after_calls: None,
+                },
+            )
+            .unwrap();
+            assert!(
+                report.passed(),
+                "{name} with seed {seed}:\n{}",
+                report.render_text()
+            );
         }
     }
 }
@@ -50,15 +75,31 @@ fn reboot_example_restarts_same_ranks() {
     for (rank, spec) in launch.ranks.iter().enumerate() {
         let expected = rank.to_string();
         let env = &spec.overrides["containerOverrides"][0]["environment"][0];
-        assert_eq!(env["value"].as_str(), Some(expected.as_str()), "NODE_RANK override of rank {rank}");
+        assert_eq!(
+            env["value"].as_str(),
+            Some(expected.as_str()),
+            "NODE_RANK override of rank {rank}"
+        );
     }
-    assert!(report.lines.iter().any(|l| l.text.contains("RESTARTING -> IN_PROGRESS")), "restart reached RUNNING");
+    assert!(
+        report
+            .lines
+            .iter()
+            .any(|l| l.text.contains("RESTARTING -> IN_PROGRESS")),
+        "restart reached RUNNING"
+    );
 }
 
 #[test]
 fn user_stop_opens_no_episode() {
     let report = run_example("user-stop.toml");
-    assert!(report.lines.iter().all(|l| !l.text.contains("PENDING_HEALTHCHECK")), "a user stop read as a GPU fault");
+    assert!(
+        report
+            .lines
+            .iter()
+            .all(|l| !l.text.contains("PENDING_HEALTHCHECK")),
+        "a user stop read as a GPU fault"
+    );
 }
 
 #[test]
@@ -67,7 +108,11 @@ fn one_day_runs_quickly() {
     // a scenario of a day of simulated time finishes at all.
     let report = run_example("gpu-fault-reboot.toml");
     let last = report.lines.last().expect("timeline");
-    assert!(last.at.0 >= 10 * 3_600_000, "timeline ends at {:?}", last.at);
+    assert!(
+        last.at.0 >= 10 * 3_600_000,
+        "timeline ends at {:?}",
+        last.at
+    );
 }
 
 fn invalid(text: &str) -> String {
@@ -83,26 +128,71 @@ const JOB: &str = "[job]\nid = \"j1\"\nnodes = [\"node-a\"]\nruns_for = \"1h\"\n
 #[test]
 fn invalid_scenarios_name_field() {
     let cases = [
-        (format!("{NODES}{JOB}[policy]\nmax_retries = -1\n"), "policy.max_retries"),
-        (format!("{NODES}{JOB}[policy]\nreboot_budget = 3\n"), "policy.reboot_budget"),
-        (format!("[[node]]\nname = \"node-a\"\nhealth = \"sick\"\n{JOB}"), "node[0].health"),
-        (format!("[[node]]\nname = \"node-a\"\nhealth = \"dcgm/missing.json\"\n{JOB}"), "node[0].health"),
-        (format!("[[node]]\nname = \"node-a\"\nreboot_seconds = 0\n{JOB}"), "node[0].reboot_seconds"),
-        (format!("{NODES}[job]\nid = \"j1\"\nnodes = [\"node-z\"]\nruns_for = \"1h\"\n"), "job.nodes[0]"),
-        (format!("{NODES}[job]\nid = \"j1\"\nnodes = [\"node-a\"]\nruns_for = \"soon\"\n"), "job.runs_for"),
-        (format!("{NODES}{JOB}[[event]]\nat = \"1h\"\nnode = \"node-a\"\n"), "event[0]"),
-        (format!("{NODES}{JOB}[[event]]\nat = \"1h\"\nnode = \"node-b\"\ntask_exit = 1\n"), "event[0].node"),
-        (format!("{NODES}{JOB}[expect]\njob_status = \"DONE\"\n"), "expect.job_status"),
-        (format!("{NODES}{JOB}[expect]\nnode_status = {{ \"node-a\" = \"BROKEN\" }}\n"), "expect.node_status.node-a"),
-        (format!("{NODES}{JOB}[delivery]\nreorder_within = \"a while\"\n"), "delivery.reorder_within"),
+        (
+            format!("{NODES}{JOB}[policy]\nmax_retries = -1\n"),
+            "policy.max_retries",
+        ),
+        (
+            format!("{NODES}{JOB}[policy]\nreboot_budget = 3\n"),
+            "policy.reboot_budget",
+        ),
+        (
+            format!("[[node]]\nname = \"node-a\"\nhealth = \"sick\"\n{JOB}"),
+            "node[0].health",
+        ),
+        (
+            format!("[[node]]\nname = \"node-a\"\nhealth = \"dcgm/missing.json\"\n{JOB}"),
+            "node[0].health",
+        ),
+        (
+            format!("[[node]]\nname = \"node-a\"\nreboot_seconds = 0\n{JOB}"),
+            "node[0].reboot_seconds",
+        ),
+        (
+            format!("{NODES}[job]\nid = \"j1\"\nnodes = [\"node-z\"]\nruns_for = \"1h\"\n"),
+            "job.nodes[0]",
+        ),
+        (
+            format!("{NODES}[job]\nid = \"j1\"\nnodes = [\"node-a\"]\nruns_for = \"soon\"\n"),
+            "job.runs_for",
+        ),
+        (
+            format!("{NODES}{JOB}[[event]]\nat = \"1h\"\nnode = \"node-a\"\n"),
+            "event[0]",
+        ),
+        (
+            format!("{NODES}{JOB}[[event]]\nat = \"1h\"\nnode = \"node-b\"\ntask_exit = 1\n"),
+            "event[0].node",
+        ),
+        (
+            format!("{NODES}{JOB}[expect]\njob_status = \"DONE\"\n"),
+            "expect.job_status",
+        ),
+        (
+            format!("{NODES}{JOB}[expect]\nnode_status = {{ \"node-a\" = \"BROKEN\" }}\n"),
+            "expect.node_status.node-a",
+        ),
+        (
+            format!("{NODES}{JOB}[delivery]\nreorder_within = \"a while\"\n"),
+            "delivery.reorder_within",
+        ),
         (JOB.to_owned(), "node"),
         (NODES.to_owned(), "job"),
     ];
     for (text, field) in cases {
         let message = invalid(&text);
-        assert!(message.starts_with("bad.toml: "), "message lacks the file: {message}");
-        assert!(message.contains(&format!("field {field}:")) || message.contains(field), "message for {field} does not name it: {message}");
-        assert!(message.contains("expected"), "message for {field} gives no expected form: {message}");
+        assert!(
+            message.starts_with("bad.toml: "),
+            "message lacks the file: {message}"
+        );
+        assert!(
+            message.contains(&format!("field {field}:")) || message.contains(field),
+            "message for {field} does not name it: {message}"
+        );
+        assert!(
+            message.contains("expected"),
+            "message for {field} gives no expected form: {message}"
+        );
     }
 }
 
@@ -114,7 +204,14 @@ fn unknown_key_rejected_with_line() {
 
 #[test]
 fn unreadable_file_names_path() {
-    let error = simulate_file(Path::new("/nonexistent/scenario.toml"), &RunOptions::default()).unwrap_err();
+    let error = simulate_file(
+        Path::new("/nonexistent/scenario.toml"),
+        &RunOptions::default(),
+    )
+    .unwrap_err();
     assert!(matches!(error, ScenarioError::Read { .. }), "{error}");
-    assert!(error.to_string().contains("/nonexistent/scenario.toml"), "{error}");
+    assert!(
+        error.to_string().contains("/nonexistent/scenario.toml"),
+        "{error}"
+    );
 }

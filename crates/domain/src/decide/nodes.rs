@@ -107,6 +107,7 @@ pub(super) fn start_reboot(work: &mut Working<'_>, name: &str, cause: Verdict) {
         requested_at: now,
         cause,
         command_id: None,
+        sent_at: None,
         disconnected_at: None,
         disconnect_version: None,
         back_at: None,
@@ -236,9 +237,17 @@ pub(super) fn on_instance_changed(work: &mut Working<'_>, change: &InstanceChang
         return;
     };
     if !change.agent_connected {
-        if change.updated_at < reboot.requested_at {
+        // Only a disconnect after the command went out can be the reboot:
+        // a routine reconnect while the command waits in the outbox is not.
+        let Some(sent_at) = reboot.sent_at else {
             work.note(format!(
-                "node {name}: agent disconnect from before the reboot request"
+                "node {name}: agent disconnect before the reboot command was sent"
+            ));
+            return;
+        };
+        if change.updated_at < sent_at {
+            work.note(format!(
+                "node {name}: agent disconnect from before the reboot command"
             ));
             return;
         }
@@ -255,7 +264,7 @@ pub(super) fn on_instance_changed(work: &mut Working<'_>, change: &InstanceChang
         work.record_event(
             format!("node {name}"),
             NodeStatus::Rebooting.to_string(),
-            "agent disconnected after the reboot request",
+            "agent disconnected after the reboot command",
         );
         return;
     }

@@ -42,6 +42,7 @@ pub(super) fn on_result(work: &mut Working<'_>, key: &str, result: &EffectResult
                     .and_then(|n| n.reboot.as_mut())
             {
                 run.command_id = Some(command_id.clone());
+                run.sent_at = Some(now);
             }
         }
         EffectResult::Rejected { reason } => on_rejected(work, intent.effect, reason),
