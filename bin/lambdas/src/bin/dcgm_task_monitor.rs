@@ -1,0 +1,8 @@
+//! DCGM Task Monitor: health-check task STOPPED events.
+
+use gpu_recovery_service::functions::EntryPoint;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    gpu_recovery_lambda::run(EntryPoint::DcgmTaskMonitor).await
+}

@@ -1,0 +1,8 @@
+//! ECS Instance Monitor: container instance agent connection changes.
+
+use gpu_recovery_service::functions::EntryPoint;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    gpu_recovery_lambda::run(EntryPoint::EcsInstanceMonitor).await
+}

@@ -1,0 +1,8 @@
+//! Recovery Watchdog: the five-minute schedule that moves overdue records forward.
+
+use gpu_recovery_service::functions::EntryPoint;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    gpu_recovery_lambda::run(EntryPoint::RecoveryWatchdog).await
+}
