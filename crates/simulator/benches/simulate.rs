@@ -19,7 +19,10 @@ fn main() {
         .filter(|path| path.extension().is_some_and(|e| e == "toml"))
         .collect();
     paths.sort();
-    println!("{:<32} {:>10} {:>10} {:>14}", "scenario", "mean ms", "min ms", "sim hours/s");
+    println!(
+        "{:<32} {:>10} {:>10} {:>14}",
+        "scenario", "mean ms", "min ms", "sim hours/s"
+    );
     for path in paths {
         let scenario = Scenario::from_file(&path).expect("valid example");
         let mut times = Vec::new();
@@ -35,7 +38,14 @@ fn main() {
         let min = times.iter().min().copied().unwrap_or_default();
         #[allow(clippy::cast_precision_loss)] // Millisecond counts stay far below 2^52.
         let hours_per_second = (simulated as f64 / 3_600_000.0) / mean.as_secs_f64();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        println!("{name:<32} {:>10.2} {:>10.2} {hours_per_second:>14.0}", mean.as_secs_f64() * 1000.0, min.as_secs_f64() * 1000.0);
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        println!(
+            "{name:<32} {:>10.2} {:>10.2} {hours_per_second:>14.0}",
+            mean.as_secs_f64() * 1000.0,
+            min.as_secs_f64() * 1000.0
+        );
     }
 }

@@ -215,3 +215,34 @@ fn unreadable_file_names_path() {
         "{error}"
     );
 }
+
+#[test]
+fn dry_run_changes_nothing() {
+    let path = examples().join("gpu-fault-reboot.toml");
+    let mut scenario = Scenario::from_file(&path).unwrap();
+    scenario.policy.dry_run = true;
+    let report = gpu_recovery_simulator::Simulation::new(scenario, &RunOptions::default()).run();
+    assert_eq!(
+        report.reboots.values().sum::<u32>(),
+        0,
+        "reboot commands sent in a dry run"
+    );
+    assert!(
+        report.notifications.is_empty(),
+        "notifications sent in a dry run"
+    );
+    let job = &report.jobs[0];
+    assert_eq!(job.version, 1, "job record written in a dry run: {job:?}");
+    assert_eq!(
+        job.job_status,
+        gpu_recovery_domain::JobStatus::InProgress,
+        "job status"
+    );
+    assert!(
+        report
+            .lines
+            .iter()
+            .any(|l| l.kind == "dry-run" && l.text.contains("stop task")),
+        "the decision to stop the sibling is not logged"
+    );
+}
