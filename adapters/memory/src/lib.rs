@@ -186,10 +186,9 @@ impl RecordStore for MemoryStore {
         for write in writes {
             let current = current_version(&tables, &write.record);
             let holds = match (write.expected_version, current) {
-                (None, None) => true,
                 // A version of 0 also matches a record that is missing, like
                 // DynamoDB's `attribute_not_exists(version)`.
-                (Some(0), None) => true,
+                (None | Some(0), None) => true,
                 (Some(expected), Some(found)) => expected == found,
                 _ => false,
             };

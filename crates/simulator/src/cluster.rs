@@ -131,11 +131,13 @@ pub struct SimCluster {
     state: Arc<Mutex<ClusterState>>,
 }
 
+#[must_use]
 pub fn cluster_arn() -> String {
     format!("arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{CLUSTER}")
 }
 
 impl SimCluster {
+    #[must_use]
     pub fn new(scenario: &Scenario, store: MemoryStore, start: Timestamp) -> SimCluster {
         let mut instances = BTreeMap::new();
         for (index, node) in scenario.nodes.iter().enumerate() {
@@ -262,7 +264,7 @@ impl ClusterState {
                 if task.last_status != "PENDING" {
                     return;
                 }
-                task.last_status = "RUNNING".to_owned();
+                "RUNNING".clone_into(&mut task.last_status);
                 task.started_at = Some(now);
                 self.touch_task(arn);
             }
@@ -279,8 +281,8 @@ impl ClusterState {
                     return;
                 }
                 let never_ran = task.last_status == "PENDING";
-                task.last_status = "STOPPED".to_owned();
-                task.desired_status = "STOPPED".to_owned();
+                "STOPPED".clone_into(&mut task.last_status);
+                "STOPPED".clone_into(&mut task.desired_status);
                 task.exit_code = if never_ran && stop_code != "TaskFailedToStart" {
                     None
                 } else {
@@ -330,6 +332,7 @@ impl ClusterState {
     }
 
     /// The running training task on a node, if any.
+    #[must_use]
     pub fn running_training_task(&self, node: &str) -> Option<String> {
         self.tasks
             .values()
@@ -339,6 +342,9 @@ impl ClusterState {
             .map(|t| t.arn.clone())
     }
 
+    // One StartTask call, step by step: placement checks, the task, its events
+    // and its scheduled end. Splitting it would scatter one ECS call.
+    #[allow(clippy::too_many_lines)]
     fn start(&mut self, request: &StartTaskRequest) -> Result<StartTaskOutcome, CallError> {
         let Some(instance) = self
             .instance_by_arn(&request.container_instance_arn)
@@ -523,7 +529,7 @@ impl Cluster for SimCluster {
             ));
         };
         if task.last_status != "STOPPED" && task.desired_status != "STOPPED" {
-            task.desired_status = "STOPPED".to_owned();
+            "STOPPED".clone_into(&mut task.desired_status);
             let exit_code = if task.last_status == "RUNNING" {
                 Some(137)
             } else {
@@ -581,11 +587,8 @@ impl Cluster for SimCluster {
                 format!("container instance {container_instance_arn} not found"),
             ));
         };
-        state
-            .instances
-            .get_mut(&node)
-            .expect("instance present")
-            .status = "DRAINING".to_owned();
+        let instance = state.instances.get_mut(&node).expect("instance present");
+        "DRAINING".clone_into(&mut instance.status);
         state.touch_instance(&node, true);
         state.after_change();
         Ok(())

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::cluster::{ACCOUNT, REGION, SimInstance, SimTask};
 
-fn envelope(id: u64, detail_type: &str, at: Timestamp, resource: &str, detail: Value) -> Value {
+fn envelope(id: u64, detail_type: &str, at: Timestamp, resource: &str, detail: &Value) -> Value {
     json!({
         "version": "0",
         "id": format!("{:08x}-0000-4000-8000-{:012x}", id >> 16, id),
@@ -22,6 +22,7 @@ fn envelope(id: u64, detail_type: &str, at: Timestamp, resource: &str, detail: V
 }
 
 /// A task state change for the task as it is now.
+#[must_use]
 pub fn task_event(id: u64, cluster_arn: &str, task: &SimTask, at: Timestamp) -> Value {
     let mut container = json!({
         "containerArn": format!("{}/{}", task.arn.replace(":task/", ":container/"), task.container_name),
@@ -73,10 +74,11 @@ pub fn task_event(id: u64, cluster_arn: &str, task: &SimTask, at: Timestamp) -> 
         detail["executionStoppedAt"] = json!(at.to_rfc3339());
         detail["stoppedAt"] = json!(at.to_rfc3339());
     }
-    envelope(id, "ECS Task State Change", at, &task.arn, detail)
+    envelope(id, "ECS Task State Change", at, &task.arn, &detail)
 }
 
 /// A container instance state change for the instance as it is now.
+#[must_use]
 pub fn instance_event(id: u64, cluster_arn: &str, instance: &SimInstance, at: Timestamp) -> Value {
     let mut attributes = vec![
         json!({"name": "ecs.capability.nvidia-driver-version.550.127.08"}),
@@ -116,6 +118,6 @@ pub fn instance_event(id: u64, cluster_arn: &str, instance: &SimInstance, at: Ti
         "ECS Container Instance State Change",
         at,
         &instance.arn,
-        detail,
+        &detail,
     )
 }

@@ -80,12 +80,12 @@ impl Ord for Scheduled {
     }
 }
 
-/// SplitMix64: a small, fast generator, so a seed replays a run exactly.
+/// `SplitMix64`: a small, fast generator, so a seed replays a run exactly.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -95,7 +95,11 @@ impl Rng {
 
     /// A value in `0..bound`, or 0 for a bound of 0.
     pub fn below(&mut self, bound: u64) -> u64 {
-        if bound == 0 { 0 } else { self.next() % bound }
+        if bound == 0 {
+            0
+        } else {
+            self.next_u64() % bound
+        }
     }
 }
 
@@ -206,6 +210,7 @@ impl Simulation {
     }
 
     /// Runs the scenario to its end and reports what happened.
+    #[must_use]
     pub fn run(mut self) -> SimReport {
         self.register_nodes();
         self.submit();
@@ -277,7 +282,7 @@ impl Simulation {
         for instance in instances {
             let mut node = NodeRecord::new(&instance.node, &instance.arn);
             node.ec2_instance_id = Some(instance.ec2_instance_id.clone());
-            node.cluster_name = CLUSTER.to_owned();
+            CLUSTER.clone_into(&mut node.cluster_name);
             node.version = 1;
             node.created_at = Some(START);
             node.updated_at = Some(START);
@@ -357,7 +362,7 @@ impl Simulation {
         }
         let delivery = self.scenario.delivery.clone();
         for document in emitted {
-            let Some(to) = self.route_of(&document) else {
+            let Some(to) = Self::route_of(&document) else {
                 continue;
             };
             self.emitted += 1;
@@ -403,7 +408,7 @@ impl Simulation {
 
     /// The function whose EventBridge rule matches the document, as the
     /// deployed rules route them.
-    fn route_of(&self, document: &Value) -> Option<EntryPoint> {
+    fn route_of(document: &Value) -> Option<EntryPoint> {
         match document["detail-type"].as_str()? {
             "ECS Container Instance State Change" => Some(EntryPoint::EcsInstanceMonitor),
             "ECS Task State Change" => {
@@ -564,7 +569,7 @@ impl Simulation {
         let mut shown = Vec::new();
         match result {
             Ok(steps) => {
-                shown = self.describe_steps(&steps);
+                shown = Self::describe_steps(&steps);
                 // A copy of an event that was already applied must change
                 // nothing. A first copy that was ignored (a reconnect that
                 // overtook its disconnect) leaves no version behind, so its
@@ -656,7 +661,7 @@ impl Simulation {
         let engine = &self.engines[&EntryPoint::RecoveryWatchdog];
         match block_on(engine.tick(self.now)) {
             Ok(steps) => {
-                let shown = self.describe_steps(&steps);
+                let shown = Self::describe_steps(&steps);
                 if !shown.is_empty() {
                     self.line("event", "recovery-watchdog <- scheduled tick");
                 }
@@ -678,7 +683,7 @@ impl Simulation {
         }
     }
 
-    fn describe_steps(&self, steps: &[Step]) -> Vec<(&'static str, String)> {
+    fn describe_steps(steps: &[Step]) -> Vec<(&'static str, String)> {
         let mut shown = Vec::new();
         for step in steps {
             match step {

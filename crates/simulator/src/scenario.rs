@@ -368,7 +368,11 @@ impl Validator<'_> {
             });
         }
         let expected = "healthy, reboot, replace, inconclusive, or a DCGM report path relative to the scenario file";
-        if !(text.ends_with(".json") || text.ends_with(".txt")) {
+        let extension = Path::new(text)
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or_default();
+        if !(extension.eq_ignore_ascii_case("json") || extension.eq_ignore_ascii_case("txt")) {
             return Err(self.error(field, expected, format!("{text:?}")));
         }
         let path = self.base.join(text);
