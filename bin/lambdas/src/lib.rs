@@ -164,7 +164,13 @@ where
     /// EventBridge send, and [`HandlerError::Engine`] when a store write or a
     /// side effect failed, so the event is retried.
     pub async fn handle(&self, payload: &Value, now: Timestamp) -> Result<Value, HandlerError> {
-        let routed = route(self.entry, payload, &self.engine.config.route())?;
+        let routed = match route(self.entry, payload, &self.engine.config.route()) {
+            Ok(routed) => routed,
+            Err(error) => {
+                tracing::error!(error = %error, "malformed event; the invocation fails");
+                return Err(error);
+            }
+        };
         let steps = match routed {
             Route::Skip(reason) => {
                 tracing::info!(reason = %reason, "event skipped");

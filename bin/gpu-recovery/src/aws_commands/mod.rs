@@ -14,6 +14,7 @@ pub mod submit;
 pub mod tables;
 
 use std::future::Future;
+use std::io::Write;
 use std::process::ExitCode;
 
 /// Runs one command on a single-threaded runtime and turns its error into
@@ -35,5 +36,20 @@ fn block_on(command: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Writes text to standard output. A reader that went away, such as
+/// `head` or `grep -q`, ends the output without an error.
+fn emit(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(error).context("failed to write to standard output"))
+        }
+        _ => Ok(()),
     }
 }

@@ -16,6 +16,7 @@ use gpu_recovery_domain::{JobRecord, JobStatus, NodeRecord, TaskRecord};
 use gpu_recovery_ports::RecordStore;
 use serde_json::json;
 
+use super::emit;
 use super::render::{clip, table};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -51,8 +52,8 @@ async fn status(args: &StatusArgs) -> anyhow::Result<()> {
             }
             jobs.sort_by(|a, b| a.job_id.cmp(&b.job_id));
             match args.output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&jobs)?),
-                Output::Text => print!("{}", job_list(&jobs)),
+                Output::Json => emit(&format!("{}\n", serde_json::to_string_pretty(&jobs)?))?,
+                Output::Text => emit(&job_list(&jobs))?,
             }
         }
         Some(job_id) => {
@@ -91,15 +92,11 @@ async fn status(args: &StatusArgs) -> anyhow::Result<()> {
                 }
             }
             match args.output {
-                Output::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&json!({
-                        "job": job,
-                        "tasks": tasks,
-                        "nodes": nodes,
-                    }))?
-                ),
-                Output::Text => print!("{}", job_detail(&job, &tasks, &nodes)),
+                Output::Json => {
+                    let document = json!({"job": job, "tasks": tasks, "nodes": nodes});
+                    emit(&format!("{}\n", serde_json::to_string_pretty(&document)?))?;
+                }
+                Output::Text => emit(&job_detail(&job, &tasks, &nodes))?,
             }
         }
     }

@@ -1,5 +1,6 @@
 //! `gpu-recovery submit JOB.toml`: launches a multi-node job.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -58,15 +59,16 @@ async fn submit_file(args: &SubmitArgs) -> anyhow::Result<()> {
     .await
     .with_context(|| format!("failed to submit job {} from {file}", spec.job_id))?;
 
-    println!(
-        "submitted job {} with {} task(s)",
+    let mut text = format!(
+        "submitted job {} with {} task(s)\n",
         submitted.job_id,
         submitted.task_arns.len()
     );
     for ((rank, spec_rank), arn) in spec.ranks.iter().enumerate().zip(&submitted.task_arns) {
         let task_id = arn.rsplit('/').next().unwrap_or(arn);
-        println!("rank {rank}  {}  {task_id}", spec_rank.node_name);
+        let _ = writeln!(text, "rank {rank}  {}  {task_id}", spec_rank.node_name);
     }
+    super::emit(&text)?;
     for warning in &submitted.warnings {
         eprintln!("warning: {warning}");
     }

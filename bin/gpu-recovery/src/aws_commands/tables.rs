@@ -1,5 +1,6 @@
 //! `gpu-recovery tables create`: the three tables with their indexes.
 
+use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -36,28 +37,32 @@ async fn create() -> anyhow::Result<()> {
         .await
         .context("tables create stopped")?;
     let mut incomplete = Vec::new();
+    let mut text = String::new();
     for (report, spec) in reports.iter().zip(table_specs(&names)) {
         let indexes: Vec<&str> = spec.indexes.iter().map(|index| index.name).collect();
         match &report.outcome {
-            TableOutcome::Created => println!(
+            TableOutcome::Created => writeln!(
+                text,
                 "created table {} (key {}, indexes {})",
                 report.name,
                 spec.key,
                 indexes.join(", ")
-            ),
+            )?,
             TableOutcome::Exists { missing_indexes } if missing_indexes.is_empty() => {
-                println!("table {} exists with every index", report.name);
+                writeln!(text, "table {} exists with every index", report.name)?;
             }
             TableOutcome::Exists { missing_indexes } => {
-                println!(
+                writeln!(
+                    text,
                     "table {} exists but lacks {}",
                     report.name,
                     missing_indexes.join(", ")
-                );
+                )?;
                 incomplete.push(format!("{} ({})", report.name, missing_indexes.join(", ")));
             }
         }
     }
+    super::emit(&text)?;
     if incomplete.is_empty() {
         Ok(())
     } else {
