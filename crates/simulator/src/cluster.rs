@@ -1,7 +1,7 @@
 //! The simulated ECS cluster: container instances, tasks, SSM commands, and
 //! the ECS events that real ECS would emit for each change.
 //!
-//! It answers the engine's calls through the same ports as the AWS adapters.
+//! It serves the engine's calls through the same ports as the AWS adapters.
 //! Like real ECS, it emits container instance events for task placement,
 //! task stops and attribute changes, which must never read as a node coming
 //! back from a reboot. Changes that take time (a task starting, a reboot)
@@ -331,7 +331,7 @@ impl ClusterState {
         }
     }
 
-    /// The running training task on a node, if any.
+    /// Returns the running training task on a node, if any.
     #[must_use]
     pub fn running_training_task(&self, node: &str) -> Option<String> {
         self.tasks

@@ -21,7 +21,7 @@ fn envelope(id: u64, detail_type: &str, at: Timestamp, resource: &str, detail: &
     })
 }
 
-/// A task state change for the task as it is now.
+/// Builds a task state change for the task as it is now.
 #[must_use]
 pub fn task_event(id: u64, cluster_arn: &str, task: &SimTask, at: Timestamp) -> Value {
     let mut container = json!({
@@ -77,7 +77,7 @@ pub fn task_event(id: u64, cluster_arn: &str, task: &SimTask, at: Timestamp) -> 
     envelope(id, "ECS Task State Change", at, &task.arn, &detail)
 }
 
-/// A container instance state change for the instance as it is now.
+/// Builds a container instance state change for the instance as it is now.
 #[must_use]
 pub fn instance_event(id: u64, cluster_arn: &str, instance: &SimInstance, at: Timestamp) -> Value {
     let mut attributes = vec![

@@ -37,7 +37,7 @@ impl Checker {
     }
 
     /// The state a duplicate event must leave unchanged, or `None` when the
-    /// outbox holds work that any delivery may legitimately pick up.
+    /// outbox contains work that any delivery may legitimately pick up.
     #[must_use]
     pub fn fingerprint(&self, store: &MemoryStore) -> Option<String> {
         let jobs = store.jobs();
@@ -167,7 +167,7 @@ impl Checker {
     }
 
     /// At the end: every job finished or has a deadline pending, and every
-    /// failed job told the operators (invariant 4).
+    /// failed job notified the operators (invariant 4).
     pub fn at_end(&mut self, store: &MemoryStore, notifier: &MemoryNotifier) {
         let sent = notifier.sent();
         for job in store.jobs() {

@@ -1,4 +1,4 @@
-//! What a run prints: the timeline, the final job and node tables, and the
+//! The report of a run: the timeline, the final job and node tables, and the
 //! result of each expectation.
 
 use std::collections::BTreeMap;
@@ -156,7 +156,7 @@ impl SimReport {
         self.violations.is_empty() && self.checks.iter().all(|c| c.passed)
     }
 
-    /// The human-readable report.
+    /// Renders the report for a terminal.
     #[must_use]
     pub fn render_text(&self) -> String {
         let mut out = String::new();
@@ -226,7 +226,7 @@ impl SimReport {
         out
     }
 
-    /// The report as one JSON document.
+    /// Renders the report as one JSON document.
     #[must_use]
     pub fn to_json(&self) -> serde_json::Value {
         json!({

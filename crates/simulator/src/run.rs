@@ -631,8 +631,8 @@ impl Simulation {
         }
     }
 
-    /// What the DCGM Task Monitor reads from the check's log stream: the
-    /// runner's JSON line, for checks that ran a DCGM report.
+    /// Returns the summary the DCGM Task Monitor reads from the check's log
+    /// stream: the runner's JSON line, for checks that ran a DCGM report.
     fn report_line(&self, task_arn: &str) -> Option<ReportSummary> {
         let state = self.cluster.lock();
         let task = state.tasks.get(task_arn)?;

@@ -94,7 +94,7 @@ struct RawExpect {
     episodes: Option<u32>,
 }
 
-/// What the health checks of a node report.
+/// The results that a node's health checks report.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthSpec {
     pub verdict: Verdict,

@@ -12,7 +12,7 @@ use super::progress;
 use super::tasks::request_health_check;
 use super::working::{Working, token};
 
-/// Whether too many health checks failed within the window for automatic
+/// Returns whether too many health checks failed within the window for automatic
 /// reboots to go on. A broken check image fails on every node, and this
 /// stops it from rebooting a fleet.
 pub(super) fn breaker_open(work: &mut Working<'_>) -> bool {
@@ -159,7 +159,7 @@ pub(super) fn fill_reboot_slots(work: &mut Working<'_>) {
     }
 }
 
-/// Takes a node out of service: FAILED, drained when the policy says so, its
+/// Takes a node out of service: FAILED, drained when the policy requires it, its
 /// reboot slot freed, and a notice for the operators.
 pub(super) fn quarantine_node(
     work: &mut Working<'_>,

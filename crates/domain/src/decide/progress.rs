@@ -182,7 +182,7 @@ fn act_on_verdicts(work: &mut Working<'_>) {
     }
 }
 
-/// What a verdict calls for under the policy, before slots are counted.
+/// Returns the action a verdict calls for under the policy, before slots are counted.
 fn action_for(verdict: Verdict, policy: &crate::policy::Policy, breaker_open: bool) -> NodeAction {
     let action = match verdict {
         Verdict::Healthy => NodeAction::Keep,
@@ -241,7 +241,7 @@ pub(super) fn complete_if_done(work: &mut Working<'_>) {
 }
 
 /// Ends the job FAILED: stops what still runs, releases the nodes that need
-/// nothing more, and tells the operators.
+/// nothing more, and notifies the operators.
 pub(super) fn fail_job(work: &mut Working<'_>, reason: &str) {
     if work.job_status().is_terminal() {
         return;

@@ -15,7 +15,7 @@ use super::STOP_REASON_PREFIX;
 use super::progress;
 use super::working::{Working, token};
 
-/// What a task stop means.
+/// The meaning of a task stop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum StopClass {
     /// Every container exited 0.
@@ -578,7 +578,7 @@ fn place_rank(
     }
 }
 
-/// A job record for a job first seen through a RUNNING event.
+/// Builds the record of a job first seen through a RUNNING event.
 fn registered_job(
     work: &Working<'_>,
     run: &TaskRun,
