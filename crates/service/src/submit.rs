@@ -164,6 +164,9 @@ pub async fn submit_job<S: RecordStore, C: Cluster>(
         }
     }
 
+    // NOTE: a RUNNING event handled before this write registers the job from
+    // the task's tags first; this write then conflicts and the submission
+    // stops its tasks. ECS reports RUNNING seconds after StartTask returns.
     let writes = records_for(job, &started, &existing_nodes, policy, now);
     if let Err(source) = store.commit(&writes).await {
         stop_started(cluster, &started, &job.job_id).await;
